@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lwsws-compatible configuration: CONFDIR/conf and every file in
+ * CONFDIR/conf.d (JSON with '#' comments), read with json-c into lws
+ * creation-info structs.  Owns every string and list it hands to lws; they
+ * live until udsp_hconf_destroy(), which runs after lws_context_destroy().
+ */
+#ifndef UDSP_HOST_CONF_H
+#define UDSP_HOST_CONF_H
+
+#include <libwebsockets.h>
+
+#define UDSP_HC_MAX_PLUGIN_DIRS		16
+#define UDSP_HC_DEF_HEADER_DATA		16384
+#define UDSP_HC_DEF_H2_STREAMS		128
+#define UDSP_PROXY_PROTOCOL		"lws-uds-proxy"
+
+struct udsp_hc_chunk;
+
+/* a protocol a vhost cannot work without: checked once the vhost exists */
+struct udsp_hc_need {
+	struct udsp_hc_need	*next;
+	const char		*name;	/* arena */
+	const char		*why;	/* arena: e.g. "mount '/app'" */
+};
+
+struct udsp_hc_vhost {
+	struct udsp_hc_vhost	*next;
+	const char		*file;	/* arena: defined there */
+	/*
+	 * Vhost part of the creation info.  The caller adds protocols and the
+	 * context-wide options before lws_create_vhost().
+	 */
+	struct lws_context_creation_info info;
+	struct udsp_hc_need	*needs;		/* arena */
+	const char		*access_log;	/* arena, or NULL */
+	unsigned int		enable_client_ssl:1;
+	unsigned int		reject_ws_without_protocol:1;
+};
+
+struct udsp_hconf {
+	struct udsp_hc_chunk	*arena;		/* owned */
+
+	/* "global" */
+	int			uid;		/* 0: keep */
+	int			gid;
+	const char		*username;	/* arena, or NULL */
+	const char		*groupname;
+	const char		*server_string;
+	const char		*alpn;
+	int			timeout_secs;	/* 0: lws default */
+	int			rlimit_nofile;
+	int			count_threads;
+	unsigned short		max_http_header_data;
+	const struct lws_protocol_vhost_options *reject_service_keywords;
+	const char		*plugin_dirs[UDSP_HC_MAX_PLUGIN_DIRS + 1];
+	int			count_plugin_dirs;
+
+	struct udsp_hc_vhost	*vhosts;	/* arena, in file order */
+	int			count_vhosts;
+};
+
+/*
+ * Read CONFDIR/conf (must exist) then every regular file in CONFDIR/conf.d
+ * in name order.  Problems are logged naming the file and the key path.
+ * Returns 0, or -1 if anything was wrong enough that nothing should start;
+ * *hc must be passed to udsp_hconf_destroy() either way.
+ */
+int
+udsp_hconf_load(struct udsp_hconf *hc, const char *confdir);
+
+void
+udsp_hconf_destroy(struct udsp_hconf *hc);
+
+#endif
