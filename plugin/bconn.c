@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Backend connections: lws RAW client wsis to unix or TCP backends, TLS run
+ * here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do TLS, NOTES
+ * §3), and the per-backend pool of idle keep-alive connections.  What goes
+ * over a connection is the relay's business.
+ */
+#include "private.h"
+
+#include <stdlib.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#define UDSP_TLS_CHUNK 16384
+
+static void
+bind_relay(struct udsp_relay *r, struct udsp_bconn *bc)
+{
+	r->bc = bc;
+	bc->r = r;
+}
+
+static void
+unbind_relay(struct udsp_bconn *bc)
+{
+	if (bc->r)
+		bc->r->bc = NULL;
+	bc->r = NULL;
+}
+
+static void
+bconn_free(struct udsp_bconn *bc)
+{
+	if (bc->ssl)
+		SSL_free(bc->ssl);	/* frees both BIOs */
+	free(bc);
+}
+
+static void
+health(struct udsp_backend *be, int ok, const char *why)
+{
+	/* one line per transition: an outage must not flood the log */
+	if (ok && be->down) {
+		lwsl_notice("%s: backend %s is reachable again\n",
+			    UDSP_PROTOCOL_NAME, be->spec);
+		be->down = 0;
+	} else if (!ok && !be->down) {
+		lwsl_warn("%s: backend %s unreachable: %s\n",
+			  UDSP_PROTOCOL_NAME, be->spec, why);
+		be->down = 1;
+	}
+}
+
+static int
+plain_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
+{
+	/*
+	 * RAW writes carry no framing, so lws does not touch the LWS_PRE
+	 * area; a partial write is buffered by lws and finished before the
+	 * next WRITEABLE.
+	 */
+	if (lws_write(bc->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) !=
+	    (int)len)
+		return -1;
+
+	return 0;
+}
+
+/* Send whatever ciphertext OpenSSL has produced. */
+static int
+tls_flush(struct udsp_bconn *bc)
+{
+	uint8_t buf[LWS_PRE + UDSP_TLS_CHUNK];
+	int n;
+
+	while (BIO_ctrl_pending(bc->wbio)) {
+		n = BIO_read(bc->wbio, buf + LWS_PRE, UDSP_TLS_CHUNK);
+		if (n <= 0)
+			break;
+		if (plain_write(bc, buf + LWS_PRE, (size_t)n))
+			return -1;
+	}
+
+	return 0;
+}
+
+int
+udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
+{
+	int n;
+
+	if (!bc->wsi)
+		return -1;
+	if (!bc->ssl)
+		return plain_write(bc, p, len);
+
+	while (len) {
+		n = SSL_write(bc->ssl, p, (int)(len > UDSP_TLS_CHUNK ?
+						UDSP_TLS_CHUNK : len));
+		if (n <= 0)
+			return -1;	/* memory BIO: only OOM fails here */
+		p += n;
+		len -= (size_t)n;
+		if (tls_flush(bc))
+			return -1;
+	}
+
+	return 0;
+}
+
+void
+udsp_bconn_rx_flow(struct udsp_bconn *bc, int on)
+{
+	if (!bc->wsi || bc->paused == !on)
+		return;
+	lws_rx_flow_control(bc->wsi, on);
+	bc->paused = !on;
+}
+
+static SSL_CTX *
+vhd_ssl_ctx(struct udsp_vhd *vhd)
+{
+	SSL_CTX *ctx;
+
+	if (vhd->ssl_ctx)
+		return vhd->ssl_ctx;
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (vhd->conf.tls_verify) {
+		if ((vhd->conf.tls_ca &&
+		     SSL_CTX_load_verify_locations(ctx, vhd->conf.tls_ca,
+						   NULL) != 1) ||
+		    (!vhd->conf.tls_ca &&
+		     SSL_CTX_set_default_verify_paths(ctx) != 1)) {
+			lwsl_err("%s: cannot load CA '%s'\n", UDSP_PROTOCOL_NAME,
+				 vhd->conf.tls_ca ? vhd->conf.tls_ca :
+						    "(system)");
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	} else
+		/* like nginx's proxy_ssl_verify off: a unix socket names no
+		 * host a certificate could match */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+
+	vhd->ssl_ctx = ctx;
+
+	return ctx;
+}
+
+static int
+tls_start(struct udsp_bconn *bc)
+{
+	static const unsigned char alpn[] = "\x08http/1.1";
+	const struct udsp_origin *o = &bc->be->o;
+	struct in6_addr a6;
+	SSL_CTX *ctx = vhd_ssl_ctx(bc->vhd);
+
+	if (!ctx)
+		return -1;
+	bc->ssl = SSL_new(ctx);
+	if (!bc->ssl)
+		return -1;
+	bc->rbio = BIO_new(BIO_s_mem());
+	bc->wbio = BIO_new(BIO_s_mem());
+	if (!bc->rbio || !bc->wbio) {
+		BIO_free(bc->rbio);
+		BIO_free(bc->wbio);
+		bc->rbio = bc->wbio = NULL;
+		return -1;
+	}
+	SSL_set_bio(bc->ssl, bc->rbio, bc->wbio);
+	SSL_set_connect_state(bc->ssl);
+	SSL_set_alpn_protos(bc->ssl, alpn, sizeof(alpn) - 1);
+
+	if (o->host[0]) {
+		/* SNI only for names, never for address literals (RFC 6066) */
+		if (inet_pton(AF_INET, o->host, &a6) != 1 &&
+		    inet_pton(AF_INET6, o->host, &a6) != 1)
+			SSL_set_tlsext_host_name(bc->ssl, o->host);
+		if (bc->vhd->conf.tls_verify)
+			SSL_set1_host(bc->ssl, o->host);
+	}
+
+	if (SSL_do_handshake(bc->ssl) == 1)
+		bc->tls_up = 1;
+
+	return tls_flush(bc);
+}
+
+/*
+ * Give the relay a connection: an idle pooled one if there is one (and
+ * this is not the retry after a pooled one failed), else a new one.
+ * Returns 0, or -1 after failing the relay (503).
+ */
+int
+udsp_bconn_get(struct udsp_relay *r)
+{
+	struct udsp_backend *be = r->be;
+	struct lws_client_connect_info i;
+	struct udsp_bconn *bc;
+	struct lws *w;
+	char why[64];
+
+	while (!r->retried && be->idle.head) {
+		bc = lws_container_of(be->idle.head, struct udsp_bconn, list);
+		lws_dll2_remove(&bc->list);
+		lws_set_timeout(bc->wsi, NO_PENDING_TIMEOUT, 0);
+		bind_relay(r, bc);
+		bc->reused = 1;
+		udsp_relay_set_state(r, UDSP_RS_SEND, "pooled");
+		lws_callback_on_writable(bc->wsi);
+		return 0;
+	}
+
+	bc = calloc(1, sizeof(*bc));
+	if (!bc) {
+		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
+		return -1;
+	}
+	bc->vhd = r->vhd;
+	bc->be = be;
+	bind_relay(r, bc);
+
+	memset(&i, 0, sizeof(i));
+	i.context = r->vhd->cx;
+	i.vhost = r->vhd->vh;
+	i.address = be->o.address;
+	i.port = be->o.port;
+	i.host = be->o.host[0] ? be->o.host : "localhost";
+	i.origin = i.host;
+	i.path = "/";
+	i.method = "RAW";
+	i.local_protocol_name = UDSP_PROTOCOL_NAME;
+	i.opaque_user_data = bc;
+	i.pwsi = &bc->wsi;
+
+	errno = 0;
+	w = lws_client_connect_via_info(&i);
+	if (!w) {
+		/*
+		 * Synchronous failure (ENOENT, ECONNREFUSED on a unix
+		 * socket): lws suppressed CLIENT_CONNECTION_ERROR and left
+		 * *pwsi dangling (NOTES §2), so nothing else will free bc.
+		 */
+		lws_snprintf(why, sizeof(why), "%s",
+			     errno ? strerror(errno) : "connect failed");
+		bc->wsi = NULL;
+		unbind_relay(bc);
+		bconn_free(bc);
+		health(be, 0, why);
+		udsp_relay_fail(r, UDSP_E_CONNECT, why);
+		return -1;
+	}
+
+	return 0;
+}
+
+/*
+ * The relay is finished with bc.  reusable: the exchange ended cleanly
+ * and the backend will keep the connection open.
+ */
+void
+udsp_bconn_release(struct udsp_bconn *bc, int reusable)
+{
+	struct udsp_backend *be = bc->be;
+	unsigned int secs;
+
+	unbind_relay(bc);
+
+	if (reusable && bc->wsi && !bc->dead &&
+	    be->idle.count < bc->vhd->conf.pool_max_idle) {
+		/* an idle conn must read, to notice the backend closing */
+		udsp_bconn_rx_flow(bc, 1);
+		lws_dll2_add_tail(&bc->list, &be->idle);
+		secs = (bc->vhd->conf.pool_idle_ms + 999) / 1000;
+		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_USER_OK,
+				(int)(secs ? secs : 1));
+		return;
+	}
+
+	bc->dead = 1;
+	if (bc->wsi)
+		/* RAW_CLOSE follows and frees bc */
+		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
+				LWS_TO_KILL_ASYNC);
+}
+
+static int
+on_connected(struct lws *wsi, struct udsp_bconn *bc)
+{
+	bc->wsi = wsi;
+	bc->connected = 1;
+
+	if (!bc->be->o.tls)
+		health(bc->be, 1, NULL);
+
+	if (!bc->r)
+		return -1;
+	if (bc->r->state == UDSP_RS_CONNECTING && !bc->be->o.tls)
+		udsp_relay_set_state(bc->r, UDSP_RS_SEND, "connected");
+
+	if (bc->be->o.tls && tls_start(bc)) {
+		lwsl_info("%s: TLS setup failed\n", __func__);
+		return -1;
+	}
+	if (!bc->be->o.tls || bc->tls_up)
+		lws_callback_on_writable(wsi);
+
+	return 0;
+}
+
+/* Plaintext (or ciphertext, for TLS backends) arrived from the backend. */
+static int
+on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
+{
+	uint8_t buf[UDSP_TLS_CHUNK];
+	int n, e;
+
+	if (!bc->r)
+		/* an idle pooled conn has nothing to say; drop it */
+		return -1;
+
+	if (!bc->ssl)
+		return udsp_relay_backend_rx(bc->r, in, len);
+
+	if (len && BIO_write(bc->rbio, in, (int)len) != (int)len)
+		return -1;
+
+	if (!bc->tls_up) {
+		n = SSL_do_handshake(bc->ssl);
+		if (tls_flush(bc))
+			return -1;
+		if (n != 1) {
+			e = SSL_get_error(bc->ssl, n);
+			if (e == SSL_ERROR_WANT_READ)
+				return 0;
+			lwsl_info("%s: TLS handshake with %s failed: %s\n",
+				  __func__, bc->be->spec,
+				  ERR_reason_error_string(ERR_peek_error()));
+			health(bc->be, 0, "TLS handshake failed");
+			ERR_clear_error();
+			return -1;
+		}
+		bc->tls_up = 1;
+		health(bc->be, 1, NULL);
+		if (bc->r->state == UDSP_RS_CONNECTING)
+			udsp_relay_set_state(bc->r, UDSP_RS_SEND, "tls up");
+		lws_callback_on_writable(bc->wsi);
+	}
+
+	while (bc->r) {
+		n = SSL_read(bc->ssl, buf, sizeof(buf));
+		if (n <= 0) {
+			e = SSL_get_error(bc->ssl, n);
+			if (tls_flush(bc))
+				return -1;
+			if (e == SSL_ERROR_WANT_READ)
+				return 0;
+			ERR_clear_error();
+			/* close_notify or a TLS error: treat as EOF */
+			return -1;
+		}
+		if (udsp_relay_backend_rx(bc->r, buf, (size_t)n))
+			return -1;
+	}
+
+	return 0;
+}
+
+/*
+ * lws closes a wsi whose peer hung up while rx was paused without reading
+ * what is still queued in the socket (NOTES §6).  Read it ourselves before
+ * the relay hears of the close, or a close-delimited or just-finished body
+ * would be cut short.  The kernel's socket buffer bounds this.
+ */
+static void
+drain(struct lws *wsi, struct udsp_bconn *bc)
+{
+	uint8_t buf[UDSP_TLS_CHUNK];
+	lws_sockfd_type fd = lws_get_socket_fd(wsi);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	while (bc->r) {
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		if (on_rx(bc, buf, (size_t)n))
+			break;
+	}
+}
+
+int
+udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *in, size_t len)
+{
+	struct udsp_bconn *bc = (struct udsp_bconn *)
+					lws_get_opaque_user_data(wsi);
+	struct udsp_relay *r;
+	int connected, reused;
+
+	if (!bc)
+		return reason == LWS_CALLBACK_RAW_CLOSE ? 0 : -1;
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_CONNECTED:
+		return on_connected(wsi, bc);
+
+	case LWS_CALLBACK_RAW_RX:
+		if (bc->dead)
+			return -1;
+		return on_rx(bc, (const uint8_t *)in, len);
+
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		if (bc->dead || !bc->r)
+			return 0;
+		if (bc->ssl && !bc->tls_up)
+			return 0;
+		return udsp_relay_backend_writeable(bc->r);
+
+	case LWS_CALLBACK_RAW_CLOSE:
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		/* lws delivers exactly one of these two per wsi */
+		if (reason == LWS_CALLBACK_RAW_CLOSE && bc->paused && bc->r)
+			drain(wsi, bc);
+		lws_set_opaque_user_data(wsi, NULL);
+		bc->wsi = NULL;
+		if (lws_dll2_is_detached(&bc->list) == 0)
+			lws_dll2_remove(&bc->list);
+		connected = bc->connected && (!bc->ssl || bc->tls_up);
+		reused = bc->reused;
+		if (!bc->connected)
+			health(bc->be, 0, reason ==
+			       LWS_CALLBACK_CLIENT_CONNECTION_ERROR && in ?
+			       (const char *)in : "connect failed");
+		r = bc->r;
+		unbind_relay(bc);
+		bconn_free(bc);
+		if (r)
+			udsp_relay_backend_closed(r, connected, reused);
+		return 0;
+
+	default:
+		break;
+	}
+
+	return 0;
+}
+
+static int
+free_idle(struct lws_dll2 *d, void *user)
+{
+	struct udsp_bconn *bc = lws_container_of(d, struct udsp_bconn, list);
+
+	lws_dll2_remove(d);
+	if (bc->wsi)
+		/* lws closes the wsi itself; make its RAW_CLOSE a no-op */
+		lws_set_opaque_user_data(bc->wsi, NULL);
+	bconn_free(bc);
+
+	return 0;
+}
+
+void
+udsp_pool_destroy(struct udsp_vhd *vhd)
+{
+	struct udsp_backend *be;
+
+	for (be = vhd->backends; be; be = be->next)
+		lws_dll2_foreach_safe(&be->idle, NULL, free_idle);
+}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * HTTP/1.1 codec toward the backend.  Pure: no lws calls.
+ *
+ *  - udsp_h1_res_*: incremental response parser (status line, every header
+ *    kept in order, body framing by Content-Length / chunked / close),
+ *    built on Debian's libhttp-parser.  Interim 1xx responses are consumed
+ *    and hidden; 101 is an error (no upgrades through the relay).
+ *  - udsp_chunk_dec_*: incremental de-chunker for h1 chunked *request*
+ *    bodies, which lws 4.1.6 hands over raw and never completes.
+ *  - udsp_chunk_hdr(): chunk-size line for framing toward h1 clients.
+ *
+ * The caller owns every buffer; header names and values point into the
+ * caller's hbuf and stay valid until the next udsp_h1_res_init().
+ */
+#ifndef UDSP_H1_CODEC_H
+#define UDSP_H1_CODEC_H
+
+#include <stdint.h>
+#include <stddef.h>
+/*
+ * http_parser.h and libwebsockets.h both define enum http_status, so only
+ * h1_codec.c (which defines UDSP_H1_CODEC_IMPL) sees the parser type; the
+ * rest of the plugin sees opaque storage of the same size.
+ */
+#if defined(UDSP_H1_CODEC_IMPL)
+#include <http_parser.h>
+#endif
+
+#define UDSP_H1_MAX_FIELDS 128
+
+/* State of the chunked-framing decoder (functions further down). */
+struct udsp_chunk_dec {
+	int		state;		/* private */
+	uint64_t	remain;		/* private */
+	unsigned int	linelen;	/* private: bytes of size/ext/trailer line */
+	unsigned int	done:1;		/* final chunk and trailers consumed */
+	const char	*err;
+};
+
+struct udsp_h1_field {
+	uint32_t	name_off, name_len;	/* into hbuf */
+	uint32_t	val_off, val_len;	/* into hbuf */
+};
+
+/* Called for each run of decoded body bytes, in order.  Return 0, or
+ * non-zero to fail the parse. */
+typedef int (*udsp_h1_body_cb)(void *user, const char *data, size_t len);
+
+struct udsp_h1_res {
+	union {
+#if defined(UDSP_H1_CODEC_IMPL)
+		http_parser	p;		/* private */
+#endif
+		uint64_t	p_storage_[8];	/* private */
+	};
+	char			*hbuf;		/* borrowed: caller's storage */
+	size_t			hcap, hlen;
+	struct udsp_h1_field	f[UDSP_H1_MAX_FIELDS];
+	unsigned int		nf;
+
+	int			status;		/* final status, once head_done */
+	int64_t			content_length;	/* -1: none given */
+	const char		*err;		/* set when feed returns -1 */
+
+	udsp_h1_body_cb		body_cb;
+	void			*user;
+
+	unsigned int		head_req:1;	/* response to HEAD: no body */
+	unsigned int		head_done:1;	/* final head parsed */
+	unsigned int		msg_done:1;	/* whole message parsed */
+	unsigned int		chunked:1;	/* backend used chunked */
+	unsigned int		keep_alive:1;	/* valid once msg_done */
+	unsigned int		close_delim:1;	/* body ends at EOF */
+	unsigned int		in_value:1;	/* private */
+
+	/* private: chunked response bodies bypass http_parser (see .c) */
+	struct udsp_chunk_dec	cd;
+	uint8_t			hscan;		/* private: head pre-scan state */
+	uint8_t			hidx;		/* private: "HTTP/" match index */
+};
+
+/* Error strings (comparable by pointer) */
+extern const char udsp_h1_err_parse[];		/* malformed per parser */
+extern const char udsp_h1_err_too_big[];	/* header block > hcap */
+extern const char udsp_h1_err_too_many[];	/* > UDSP_H1_MAX_FIELDS */
+extern const char udsp_h1_err_bad_value[];	/* CR/LF/NUL/ctl in value */
+extern const char udsp_h1_err_framing[];	/* CL+TE, two CLs, bad CL, bad TE,
+						 * bad chunk framing */
+extern const char udsp_h1_err_upgrade[];	/* 101 / upgrade */
+extern const char udsp_h1_err_truncated[];	/* EOF before message end */
+extern const char udsp_h1_err_body_cb[];	/* body_cb returned non-zero */
+
+/*
+ * Prepare r for one response.  hbuf/hcap bound the whole header block
+ * (names + values).  head_req: the request was HEAD, so no body follows
+ * whatever the headers say.
+ */
+void
+udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
+		 int head_req, udsp_h1_body_cb cb, void *user);
+
+/*
+ * Feed len bytes.  Returns bytes consumed (which is len unless the message
+ * completed inside this buffer: then the count up to its end, and any rest
+ * belongs to no request), or -1 with r->err set.  head_done / msg_done flip
+ * during the call; body bytes reach body_cb before it returns.
+ */
+long
+udsp_h1_res_feed(struct udsp_h1_res *r, const char *in, size_t len);
+
+/*
+ * The backend closed.  Returns 0 if the message is complete (a close-
+ * delimited body ends here properly), -1 (r->err = truncated) if not.
+ */
+int
+udsp_h1_res_eof(struct udsp_h1_res *r);
+
+/* Accessors for field i < r->nf (pointers into hbuf, not NUL-terminated) */
+static inline const char *
+udsp_h1_name(const struct udsp_h1_res *r, unsigned int i, size_t *len)
+{
+	*len = r->f[i].name_len;
+	return r->hbuf + r->f[i].name_off;
+}
+
+static inline const char *
+udsp_h1_value(const struct udsp_h1_res *r, unsigned int i, size_t *len)
+{
+	*len = r->f[i].val_len;
+	return r->hbuf + r->f[i].val_off;
+}
+
+/*
+ * Find the first header named name (case-insensitive); returns its value
+ * and length, or NULL.
+ */
+const char *
+udsp_h1_find(const struct udsp_h1_res *r, const char *name, size_t *len);
+
+
+void
+udsp_chunk_dec_init(struct udsp_chunk_dec *d);
+
+/*
+ * Decode chunked framing.  Consumes from in[0..len), writes payload bytes to
+ * out (out may equal in: decoding in place is safe), *outlen = bytes
+ * written.  Returns bytes consumed: len, or fewer when the body ended
+ * (d->done) inside in; -1 with d->err set on malformed framing (bad hex,
+ * size overflow, missing CRLF, over-long line).  Trailers are discarded.
+ */
+long
+udsp_chunk_dec_feed(struct udsp_chunk_dec *d, const uint8_t *in, size_t len,
+		    uint8_t *out, size_t *outlen);
+
+/* Write "<hex n>\r\n" into buf (>= 20 bytes); returns its length. */
+size_t
+udsp_chunk_hdr(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Private types of the lws-uds-proxy plugin: per-vhost state (vhd), backends
+ * with their idle pools, backend connections (bconn) and the per-request
+ * relay joining a client stream to a bconn.  Pure modules (origin, headers,
+ * urlenc, h1_codec) have their own headers and know nothing of lws.
+ */
+#ifndef UDSP_PRIVATE_H
+#define UDSP_PRIVATE_H
+
+#if !defined (LWS_PLUGIN_STATIC)
+#define LWS_DLL
+#define LWS_INTERNAL
+#include <libwebsockets.h>
+#endif
+
+#include <stdint.h>
+#include <string.h>
+#include <openssl/ssl.h>
+
+#include "origin.h"
+#include "h1_codec.h"
+
+#define UDSP_PROTOCOL_NAME "lws-uds-proxy"
+
+/* 4.1.6 has no per-object log tags: prefix lines with our request id. */
+#define udsp_dbg(r, fmt, ...) \
+	lwsl_debug("%s: r%lu: " fmt "\n", __func__, (r)->id, ##__VA_ARGS__)
+#define udsp_info(r, fmt, ...) \
+	lwsl_info("%s: r%lu: " fmt "\n", __func__, (r)->id, ##__VA_ARGS__)
+
+struct udsp_conf {
+	unsigned int	connect_ms;	/* backend connect (and TLS handshake) */
+	unsigned int	head_ms;	/* request sent -> response head */
+	unsigned int	idle_ms;	/* no progress on an open relay */
+	unsigned int	pool_idle_ms;	/* idle keep-alive backend conn */
+	unsigned int	pool_max_idle;	/* per backend */
+	size_t		max_buffer;	/* per direction, per request */
+	size_t		max_header;	/* backend response header block */
+	const char	*fwd_headers;	/* borrowed: pvo, vhost lifetime */
+	const char	*trusted;	/* borrowed: pvo, vhost lifetime */
+	const char	*tls_ca;	/* borrowed: pvo, vhost lifetime */
+	int		tls_verify;
+};
+
+/* One distinct backend origin on a vhost; owns its idle connections. */
+struct udsp_backend {
+	struct udsp_backend	*next;		/* vhd->backends */
+	char			*spec;		/* owned: the origin string */
+	struct udsp_origin	o;
+	lws_dll2_owner_t	idle;		/* of udsp_bconn.list */
+	unsigned int		down:1;		/* for transition logging */
+	unsigned int		bad:1;		/* spec failed to parse */
+};
+
+struct udsp_vhd {
+	struct lws_context		*cx;
+	struct lws_vhost		*vh;
+	const struct lws_protocols	*prot;
+	struct udsp_conf		conf;
+	struct udsp_backend		*backends;	/* owned list */
+	struct udsp_backend		*def;		/* pvo "backend" */
+	SSL_CTX				*ssl_ctx;	/* owned, lazily */
+	unsigned long			next_id;
+	char				**fwd;		/* owned: lower "x:" */
+	int				nfwd;
+};
+
+struct udsp_relay;
+
+/* A backend connection: a RAW client wsi, optionally with our own TLS. */
+struct udsp_bconn {
+	lws_dll2_t		list;	/* be->idle membership while pooled */
+	struct lws		*wsi;	/* NULL once lws closed it */
+	struct udsp_vhd		*vhd;	/* borrowed */
+	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
+	struct udsp_relay	*r;	/* bound relay, or NULL */
+	SSL			*ssl;	/* owned (TLS backends) */
+	BIO			*rbio;	/* owned by ssl */
+	BIO			*wbio;	/* owned by ssl */
+	uint8_t			*tlsout;	/* owned: ciphertext pending */
+	size_t			tlsout_len;
+	unsigned int		connected:1;
+	unsigned int		tls_up:1;
+	unsigned int		reused:1;
+	unsigned int		paused:1;	/* rx flow-controlled */
+	unsigned int		dead:1;		/* must not be reused */
+};
+
+#define UDSP_RSTATES(X) \
+	X(INIT) X(CONNECTING) X(SEND) X(AWAIT_HEAD) X(RES_BODY) \
+	X(DONE) X(FAILED) X(ABORTED)
+
+enum udsp_rstate {
+#define X(s) UDSP_RS_##s,
+	UDSP_RSTATES(X)
+#undef X
+};
+
+enum udsp_err {
+	UDSP_E_NONE,
+	UDSP_E_CONNECT,		/* 503 */
+	UDSP_E_BAD_RESPONSE,	/* 502 */
+	UDSP_E_TIMEOUT,		/* 504 */
+	UDSP_E_CONFIG,		/* 500 */
+	UDSP_E_BAD_REQUEST,	/* 400 */
+	UDSP_E_TOO_LARGE,	/* 413 */
+	UDSP_E_INTERNAL,	/* 500 */
+};
+
+enum udsp_body {
+	UDSP_BODY_NONE,
+	UDSP_BODY_CL,		/* client gave Content-Length */
+	UDSP_BODY_CHUNKED_H1,	/* h1 client sent chunked: we de-chunk */
+	UDSP_BODY_STREAM,	/* h2 without length: ends at END_STREAM */
+};
+
+/* A growable-within-limits byte queue with LWS_PRE headroom, so that data
+ * can be handed to lws_write() in place. */
+struct udsp_buf {
+	uint8_t		*base;	/* owned: headroom + cap + 2 */
+	size_t		cap, head, tail;
+};
+
+struct udsp_relay {
+	struct lws		*cwsi;	/* client stream; NULL once closed */
+	struct udsp_vhd		*vhd;	/* borrowed */
+	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
+	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
+	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */
+	unsigned long		id;
+	enum udsp_rstate	state;
+	enum udsp_err		err;
+
+	/* request */
+	char			*reqhead;	/* owned */
+	size_t			reqhead_len, reqhead_sent;
+	enum udsp_body		body;
+	int64_t			body_remain;	/* UDSP_BODY_CL */
+	uint64_t		body_sent;	/* bytes of body to backend */
+	struct udsp_chunk_dec	cdec;
+	struct udsp_buf		q;		/* client -> backend */
+	int			method;		/* LWSHUMETH_*, or -1 */
+
+	/* response */
+	struct udsp_h1_res	res;
+	char			*hbuf;		/* owned: res header block */
+	struct udsp_buf		o;		/* backend -> client */
+	int64_t			res_cl;		/* -1 none */
+
+	unsigned int		h2:1;
+	unsigned int		http10:1;
+	unsigned int		head_req:1;
+	unsigned int		body_in_done:1;	/* client body all in */
+	unsigned int		body_out_done:1; /* all sent onward */
+	unsigned int		client_paused:1;
+	unsigned int		res_started:1;	/* any response byte */
+	unsigned int		head_sent:1;
+	unsigned int		res_done:1;	/* backend message complete */
+	unsigned int		chunked_out:1;	/* we frame for h1 client */
+	unsigned int		no_body_out:1;	/* HEAD/204/304 */
+	unsigned int		final_sent:1;
+	unsigned int		close_after:1;	/* h1: can't keep-alive */
+	unsigned int		retried:1;
+	unsigned int		want_final:1;	/* need FINAL write on h2 */
+};
+
+struct udsp_pss {
+	struct udsp_relay	*r;	/* owned */
+	const struct lws_protocol_vhost_options *pmo;	/* borrowed: mount */
+};
+
+/* relay.c */
+int
+udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi,
+		 struct udsp_pss *pss, const char *in, size_t len);
+int
+udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len);
+int
+udsp_relay_client_body_done(struct udsp_relay *r);
+int
+udsp_relay_client_writeable(struct udsp_relay *r);
+void
+udsp_relay_client_gone(struct udsp_relay *r);
+void
+udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why);
+int
+udsp_relay_backend_writeable(struct udsp_relay *r);
+int
+udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len);
+void
+udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused);
+void
+udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
+		     const char *why);
+
+/* bconn.c: backend connections and the pool */
+int
+udsp_bconn_get(struct udsp_relay *r);
+int
+udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *in, size_t len);
+void
+udsp_bconn_release(struct udsp_bconn *bc, int reusable);
+int
+udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len);
+void
+udsp_bconn_rx_flow(struct udsp_bconn *bc, int on);
+void
+udsp_pool_destroy(struct udsp_vhd *vhd);
+
+/* reqhead.c: request head from the client's headers */
+int
+udsp_reqhead_build(struct udsp_relay *r, const char *remainder);
+
+/* errpage.c */
+int
+udsp_errpage_send(struct udsp_relay *r);
+int
+udsp_err_status(enum udsp_err e);
+
+/* buf helpers (relay.c) */
+int
+udsp_buf_init(struct udsp_buf *b, size_t cap);
+void
+udsp_buf_free(struct udsp_buf *b);
+/* Room for len more bytes at the tail (compacting or growing); NULL if
+ * that would pass the hard limit.  The caller advances b->tail. */
+uint8_t *
+udsp_buf_reserve(struct udsp_buf *b, size_t len);
+int
+udsp_buf_append(struct udsp_buf *b, const uint8_t *p, size_t len);
+static inline size_t
+udsp_buf_len(const struct udsp_buf *b)
+{
+	return b->tail - b->head;
+}
+static inline uint8_t *
+udsp_buf_data(const struct udsp_buf *b)
+{
+	return b->base + b->head;
+}
+void
+udsp_buf_consume(struct udsp_buf *b, size_t n);
+
+/* Headroom in front of buffered data: lws's LWS_PRE plus a chunk-size line */
+#define UDSP_HEADROOM (LWS_PRE + 24)
+
+/* conf (protocol_lws_uds_proxy.c) */
+struct udsp_backend *
+udsp_backend_lookup(struct udsp_vhd *vhd, const char *spec);
+
+#endif

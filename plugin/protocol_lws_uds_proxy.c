@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lws-uds-proxy: the lws protocol plugin export, the reason dispatcher and
+ * per-vhost configuration (pvo).  The per-request work lives in relay.c,
+ * backend connections in bconn.c.
+ */
+#include "private.h"
+
+#include <stdlib.h>
+#include <ctype.h>
+
+/* Custom request headers forwarded on h1 unless "forward-headers" adds
+ * more: lws 4.1.6 can fetch unknown headers by name but not list them. */
+static const char * const default_fwd[] = {
+	"x-request-id", "x-correlation-id", "x-requested-with",
+	"x-csrf-token", "x-xsrf-token", "x-http-method-override",
+	"x-api-key", "x-auth-token", "x-b3-traceid", "x-b3-spanid",
+	"traceparent", "tracestate", "sec-fetch-site", "sec-fetch-mode",
+	"sec-fetch-dest", "sec-fetch-user", "upgrade-insecure-requests",
+	"priority", "dnt", "x-client-version",
+};
+
+static const char *
+pvo_get(const struct lws_protocol_vhost_options *pvo, const char *name)
+{
+	for (; pvo; pvo = pvo->next)
+		if (!strcmp(pvo->name, name))
+			return pvo->value;
+
+	return NULL;
+}
+
+static int
+pvo_uint(const struct lws_protocol_vhost_options *pvo, const char *name,
+	 unsigned int def, unsigned int *out)
+{
+	const char *v = pvo_get(pvo, name);
+	char *e;
+	unsigned long u;
+
+	*out = def;
+	if (!v)
+		return 0;
+	u = strtoul(v, &e, 10);
+	if (!*v || *e || u > 0x7fffffff) {
+		lwsl_err("%s: option '%s': '%s' is not a number\n",
+			 UDSP_PROTOCOL_NAME, name, v);
+		return -1;
+	}
+	*out = (unsigned int)u;
+
+	return 0;
+}
+
+static int
+add_fwd(struct udsp_vhd *vhd, const char *name, size_t len)
+{
+	char **n, *s;
+	size_t i;
+
+	if (!len || len > 64)
+		return 0;
+	n = realloc(vhd->fwd, sizeof(*n) * (size_t)(vhd->nfwd + 1));
+	if (!n)
+		return -1;
+	vhd->fwd = n;
+	s = malloc(len + 2);
+	if (!s)
+		return -1;
+	for (i = 0; i < len; i++)
+		s[i] = (char)tolower((unsigned char)name[i]);
+	/* lws_hdr_custom_* want the lower-case name with its colon */
+	s[len] = ':';
+	s[len + 1] = '\0';
+	vhd->fwd[vhd->nfwd++] = s;
+
+	return 0;
+}
+
+static int
+conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
+{
+	struct udsp_conf *c = &vhd->conf;
+	unsigned int kb, hkb, v;
+	const char *s, *e;
+	size_t n;
+
+	if (pvo_uint(pvo, "connect-timeout-ms", 5000, &c->connect_ms) ||
+	    pvo_uint(pvo, "head-timeout-ms", 60000, &c->head_ms) ||
+	    pvo_uint(pvo, "idle-timeout-ms", 60000, &c->idle_ms) ||
+	    pvo_uint(pvo, "pool-idle-timeout-ms", 30000, &c->pool_idle_ms) ||
+	    pvo_uint(pvo, "pool-max-idle", 32, &c->pool_max_idle) ||
+	    pvo_uint(pvo, "max-buffer-kb", 64, &kb) ||
+	    pvo_uint(pvo, "max-header-kb", 16, &hkb) ||
+	    pvo_uint(pvo, "tls-verify", 0, &v))
+		return -1;
+
+	if (kb < 4)
+		kb = 4;
+	if (hkb < 1)
+		hkb = 1;
+	c->max_buffer = (size_t)kb * 1024;
+	c->max_header = (size_t)hkb * 1024;
+	c->tls_verify = !!v;
+	c->tls_ca = pvo_get(pvo, "tls-ca");
+	c->trusted = pvo_get(pvo, "trusted-proxies");
+	c->fwd_headers = pvo_get(pvo, "forward-headers");
+
+	for (n = 0; n < LWS_ARRAY_SIZE(default_fwd); n++)
+		if (add_fwd(vhd, default_fwd[n], strlen(default_fwd[n])))
+			return -1;
+
+	for (s = c->fwd_headers; s && *s; s = e) {
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		e = s;
+		while (*e && *e != ',' && *e != ' ' && *e != '\t')
+			e++;
+		if (add_fwd(vhd, s, (size_t)(e - s)))
+			return -1;
+	}
+
+	s = pvo_get(pvo, "backend");
+	if (s) {
+		vhd->def = udsp_backend_lookup(vhd, s);
+		if (!vhd->def || vhd->def->bad)
+			return -1;
+	}
+
+	return 0;
+}
+
+struct udsp_backend *
+udsp_backend_lookup(struct udsp_vhd *vhd, const char *spec)
+{
+	struct udsp_backend *be;
+	const char *err;
+	char desc[256];
+
+	for (be = vhd->backends; be; be = be->next)
+		if (!strcmp(be->spec, spec))
+			return be;
+
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return NULL;
+	be->spec = strdup(spec);
+	if (!be->spec) {
+		free(be);
+		return NULL;
+	}
+
+	err = udsp_origin_parse(&be->o, spec);
+	if (err) {
+		/* Kept (marked bad) so that the error is logged only once */
+		lwsl_err("%s: vhost '%s': backend '%s': %s\n",
+			 UDSP_PROTOCOL_NAME, lws_get_vhost_name(vhd->vh),
+			 spec, err);
+		be->bad = 1;
+	} else {
+		udsp_origin_format(&be->o, desc, sizeof(desc));
+		lwsl_notice("%s: vhost '%s': backend %s\n", UDSP_PROTOCOL_NAME,
+			    lws_get_vhost_name(vhd->vh), desc);
+	}
+
+	be->next = vhd->backends;
+	vhd->backends = be;
+
+	return be;
+}
+
+static void
+vhd_destroy(struct udsp_vhd *vhd)
+{
+	struct udsp_backend *be, *next;
+	int n;
+
+	udsp_pool_destroy(vhd);
+	for (be = vhd->backends; be; be = next) {
+		next = be->next;
+		free(be->spec);
+		free(be);
+	}
+	vhd->backends = NULL;
+	for (n = 0; n < vhd->nfwd; n++)
+		free(vhd->fwd[n]);
+	free(vhd->fwd);
+	vhd->fwd = NULL;
+	if (vhd->ssl_ctx)
+		SSL_CTX_free(vhd->ssl_ctx);
+	vhd->ssl_ctx = NULL;
+}
+
+static int
+callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	struct udsp_vhd *vhd = (struct udsp_vhd *)lws_protocol_vh_priv_get(
+				lws_get_vhost(wsi), lws_get_protocol(wsi));
+	struct udsp_pss *pss = (struct udsp_pss *)user;
+	struct udsp_relay *r;
+
+	switch (reason) {
+	case LWS_CALLBACK_PROTOCOL_INIT:
+		vhd = lws_protocol_vh_priv_zalloc(lws_get_vhost(wsi),
+				lws_get_protocol(wsi), sizeof(*vhd));
+		if (!vhd)
+			return -1;
+		vhd->cx = lws_get_context(wsi);
+		vhd->vh = lws_get_vhost(wsi);
+		vhd->prot = lws_get_protocol(wsi);
+		if (conf_init(vhd, (const struct lws_protocol_vhost_options *)in)) {
+			lwsl_err("%s: vhost '%s': bad configuration\n",
+				 UDSP_PROTOCOL_NAME, lws_get_vhost_name(vhd->vh));
+			vhd_destroy(vhd);
+			return -1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		if (vhd)
+			vhd_destroy(vhd);
+		return 0;
+
+	/*
+	 * With mount.protocol set (as lwsws does for callback:// mounts), lws
+	 * rebinds the protocol between PMO and HTTP for non-POST requests and
+	 * zeroes the pss (LWS-4.1.6-NOTES §10), so the pmo pointer also rides
+	 * on the wsi's opaque user data until LWS_CALLBACK_HTTP takes it.
+	 */
+	case LWS_CALLBACK_HTTP_PMO:
+		if (pss)
+			pss->pmo = (const struct lws_protocol_vhost_options *)in;
+		lws_set_opaque_user_data(wsi, in);
+		return 0;
+
+	case LWS_CALLBACK_HTTP:
+		if (!vhd || !pss)
+			return -1;
+		if (!pss->pmo)
+			pss->pmo = lws_get_opaque_user_data(wsi);
+		lws_set_opaque_user_data(wsi, NULL);
+		return udsp_relay_start(vhd, wsi, pss, (const char *)in, len);
+
+	case LWS_CALLBACK_HTTP_BODY:
+		if (!pss || !pss->r)
+			return 0;
+		return udsp_relay_client_body(pss->r, (const uint8_t *)in, len);
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!pss || !pss->r)
+			return 0;
+		return udsp_relay_client_body_done(pss->r);
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!pss || !pss->r)
+			return 0;
+		return udsp_relay_client_writeable(pss->r);
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		/* lws frees the pss after these; the relay must go with it */
+		if (pss && pss->r) {
+			r = pss->r;
+			pss->r = NULL;
+			udsp_relay_client_gone(r);
+		}
+		return 0;
+
+	case LWS_CALLBACK_RAW_CONNECTED:
+	case LWS_CALLBACK_RAW_RX:
+	case LWS_CALLBACK_RAW_WRITEABLE:
+	case LWS_CALLBACK_RAW_CLOSE:
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		return udsp_bconn_callback(wsi, reason, in, len);
+
+	default:
+		break;
+	}
+
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols udsp_protocols[] = {
+	{
+		.name			= UDSP_PROTOCOL_NAME,
+		.callback		= callback_lws_uds_proxy,
+		.per_session_data_size	= sizeof(struct udsp_pss),
+		.rx_buffer_size		= 0,
+	},
+};
+
+LWS_VISIBLE const lws_plugin_protocol_t lws_uds_proxy = {
+	.hdr = {
+		"lws uds proxy",
+		"lws_protocol_plugin",
+		LWS_PLUGIN_API_MAGIC
+	},
+
+	.protocols = udsp_protocols,
+	.count_protocols = LWS_ARRAY_SIZE(udsp_protocols),
+	.extensions = NULL,
+	.count_extensions = 0,
+};

@@ -1,0 +1,916 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The per-request relay: joins one client stream (h1 connection or h2
+ * stream) to one backend connection, moves the request onward and the
+ * response back, each through a bounded buffer with flow control, and owns
+ * the request's timeouts and its single exit to an error page or abort.
+ * Backend sockets and TLS are bconn.c's; header policy is headers.c's.
+ */
+#include "private.h"
+#include "headers.h"
+
+#include <stdlib.h>
+#include <strings.h>
+#include <ctype.h>
+
+#define UDSP_WRITE_MAX 16384	/* one DATA frame / one h1 write */
+
+static const char * const state_names[] __attribute__((unused)) = {
+#define X(s) #s,
+	UDSP_RSTATES(X)
+#undef X
+};
+
+void
+udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
+		     const char *why)
+{
+	udsp_dbg(r, "%s -> %s (%s)", state_names[r->state], state_names[to],
+		 why);
+	r->state = to;
+}
+
+/* ---- bounded byte queue with LWS_PRE headroom ---- */
+
+int
+udsp_buf_init(struct udsp_buf *b, size_t cap)
+{
+	b->base = malloc(UDSP_HEADROOM + cap + 2);
+	if (!b->base)
+		return -1;
+	b->cap = cap;
+	b->head = b->tail = UDSP_HEADROOM;
+
+	return 0;
+}
+
+void
+udsp_buf_free(struct udsp_buf *b)
+{
+	free(b->base);
+	b->base = NULL;
+	b->cap = 0;
+}
+
+/*
+ * Callers pause their producer at cap, but a producer can overshoot by one
+ * read (lws hands over what it already read), so allow growth up to 4x cap
+ * rather than drop bytes; past that something is wrong and the request
+ * fails instead of eating memory.
+ */
+uint8_t *
+udsp_buf_reserve(struct udsp_buf *b, size_t len)
+{
+	size_t used = b->tail - b->head, ncap;
+	uint8_t *nb;
+
+	if (b->tail + len > UDSP_HEADROOM + b->cap && b->head > UDSP_HEADROOM) {
+		memmove(b->base + UDSP_HEADROOM, b->base + b->head, used);
+		b->head = UDSP_HEADROOM;
+		b->tail = UDSP_HEADROOM + used;
+	}
+
+	if (b->tail + len > UDSP_HEADROOM + b->cap) {
+		ncap = used + len;
+		if (ncap > 4 * 1024 * 1024 && ncap > 4 * b->cap)
+			return NULL;
+		nb = realloc(b->base, UDSP_HEADROOM + ncap + 2);
+		if (!nb)
+			return NULL;
+		b->base = nb;
+		b->cap = ncap;
+	}
+
+	return b->base + b->tail;
+}
+
+int
+udsp_buf_append(struct udsp_buf *b, const uint8_t *p, size_t len)
+{
+	uint8_t *d;
+
+	if (!len)
+		return 0;
+	d = udsp_buf_reserve(b, len);
+	if (!d)
+		return -1;
+	memcpy(d, p, len);
+	b->tail += len;
+
+	return 0;
+}
+
+void
+udsp_buf_consume(struct udsp_buf *b, size_t n)
+{
+	b->head += n;
+	if (b->head >= b->tail)
+		b->head = b->tail = UDSP_HEADROOM;
+}
+
+/* ---- timeouts ---- */
+
+static void
+sul_cb(lws_sorted_usec_list_t *sul)
+{
+	struct udsp_relay *r = lws_container_of(sul, struct udsp_relay, sul);
+
+	switch (r->state) {
+	case UDSP_RS_CONNECTING:
+		udsp_relay_fail(r, UDSP_E_CONNECT, "connect timeout");
+		break;
+	case UDSP_RS_SEND:
+	case UDSP_RS_AWAIT_HEAD:
+		udsp_relay_fail(r, r->res_started ? UDSP_E_BAD_RESPONSE :
+				UDSP_E_TIMEOUT, "no response head in time");
+		break;
+	case UDSP_RS_RES_BODY:
+		udsp_relay_fail(r, UDSP_E_TIMEOUT, "idle timeout");
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+arm(struct udsp_relay *r, unsigned int ms)
+{
+	lws_sul_schedule(r->vhd->cx, 0, &r->sul, sul_cb,
+			 (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
+/* ---- request side ---- */
+
+static int
+parse_cl(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+
+	return 0;
+}
+
+static int
+classify_body(struct udsp_relay *r)
+{
+	struct lws *wsi = r->cwsi;
+	char v[64];
+	int64_t cl = -1;
+	int has_cl, has_te;
+
+	has_cl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+	has_te = !r->h2 &&
+		 lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+
+	if (has_cl) {
+		/* lws joins repeated headers with ','; a list is refused */
+		if (lws_hdr_copy(wsi, v, sizeof(v),
+				 WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
+		    parse_cl(v, &cl))
+			return -1;
+	}
+
+	if (has_te) {
+		/*
+		 * RFC 9112 6.1: CL with TE is a smuggling vector, and chunked
+		 * must be the only (final) coding we accept from a client.
+		 */
+		if (has_cl ||
+		    lws_hdr_copy(wsi, v, sizeof(v),
+				 WSI_TOKEN_HTTP_TRANSFER_ENCODING) < 0 ||
+		    strcasecmp(v, "chunked"))
+			return -1;
+		r->body = UDSP_BODY_CHUNKED_H1;
+		/* lws believes a 100MB body follows; it can't resync */
+		r->close_after = 1;
+		udsp_chunk_dec_init(&r->cdec);
+		return 0;
+	}
+
+	if (has_cl) {
+		r->body = cl ? UDSP_BODY_CL : UDSP_BODY_NONE;
+		r->body_remain = cl;
+		return 0;
+	}
+
+	switch (r->method) {
+	case LWSHUMETH_POST:
+	case LWSHUMETH_PUT:
+	case LWSHUMETH_PATCH:
+		if (r->h2) {
+			r->body = UDSP_BODY_STREAM;
+			return 0;
+		}
+		/*
+		 * h1 without CL or TE has no body (RFC 9112 6.3), but lws
+		 * 4.1.6 assumes a 100MB one for these methods, so the
+		 * connection cannot be reused after this request.
+		 */
+		r->close_after = 1;
+		break;
+	default:
+		break;
+	}
+	r->body = UDSP_BODY_NONE;
+
+	return 0;
+}
+
+static int
+res_body_cb(void *user, const char *data, size_t len)
+{
+	struct udsp_relay *r = (struct udsp_relay *)user;
+
+	return udsp_buf_append(&r->o, (const uint8_t *)data, len);
+}
+
+int
+udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
+		 const char *in, size_t len)
+{
+	const struct lws_protocol_vhost_options *pmo;
+	struct udsp_backend *be = vhd->def;
+	struct udsp_relay *r;
+	char *uri;
+	int ulen;
+
+	for (pmo = pss->pmo; pmo; pmo = pmo->next)
+		if (!strcmp(pmo->name, "backend")) {
+			be = udsp_backend_lookup(vhd, pmo->value);
+			break;
+		}
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->cwsi = wsi;
+	r->vhd = vhd;
+	r->be = be;
+	r->id = ++vhd->next_id;
+	r->res_cl = -1;
+	pss->r = r;
+
+	r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0;
+	r->http10 = !r->h2 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP1_0) > 0;
+	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	r->head_req = r->method == LWSHUMETH_HEAD;
+	if (r->http10)
+		r->close_after = 1;
+
+	if (udsp_buf_init(&r->o, vhd->conf.max_buffer)) {
+		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
+		return 0;
+	}
+
+	if (!be || be->bad) {
+		udsp_relay_fail(r, UDSP_E_CONFIG, "no usable backend");
+		return 0;
+	}
+
+	if (classify_body(r)) {
+		r->close_after = 1;
+		udsp_relay_fail(r, UDSP_E_BAD_REQUEST, "bad request framing");
+		return 0;
+	}
+
+	if (r->body != UDSP_BODY_NONE &&
+	    udsp_buf_init(&r->q, vhd->conf.max_buffer)) {
+		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
+		return 0;
+	}
+
+	r->hbuf = malloc(vhd->conf.max_header);
+	if (!r->hbuf) {
+		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
+		return 0;
+	}
+	udsp_h1_res_init(&r->res, r->hbuf, vhd->conf.max_header, r->head_req,
+			 res_body_cb, r);
+
+	/* lws passes the mount remainder (NUL-terminated) in `in` */
+	if (udsp_reqhead_build(r, in && len ? in : "")) {
+		udsp_relay_fail(r, UDSP_E_BAD_REQUEST, "unusable target");
+		return 0;
+	}
+
+	udsp_info(r, "%s %s %.*s", r->h2 ? "h2" : "h1", be->spec,
+		  (int)(r->reqhead_len > 80 ? 80 : r->reqhead_len),
+		  r->reqhead);
+
+	udsp_relay_set_state(r, UDSP_RS_CONNECTING, "start");
+	arm(r, vhd->conf.connect_ms);
+	/* on failure this has already set up the error page */
+	udsp_bconn_get(r);
+
+	return 0;
+}
+
+static void
+client_rx_flow(struct udsp_relay *r, int on)
+{
+	struct lws *w;
+
+	if (!r->cwsi || r->client_paused == !on)
+		return;
+	/*
+	 * lws 4.1.6 ignores rx flow control on an h2 stream (NOTES §6), so
+	 * pause the whole network connection: TCP backpressure on the
+	 * client bounds what we hold, at the price of stalling its other
+	 * streams' uploads until the backend catches up.
+	 */
+	w = r->h2 ? lws_get_network_wsi(r->cwsi) : r->cwsi;
+	lws_rx_flow_control(w, on);
+	r->client_paused = !on;
+}
+
+static void
+wake_backend(struct udsp_relay *r)
+{
+	if (r->bc && r->bc->wsi && r->bc->connected &&
+	    (!r->bc->ssl || r->bc->tls_up))
+		lws_callback_on_writable(r->bc->wsi);
+}
+
+int
+udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
+{
+	size_t outlen;
+	long n;
+
+	if (r->body == UDSP_BODY_NONE || r->body_in_done ||
+	    r->state >= UDSP_RS_DONE || !len)
+		return 0;
+
+	switch (r->body) {
+	case UDSP_BODY_CHUNKED_H1:
+		while (len && !r->cdec.done) {
+			/* decoded output never exceeds its input */
+			uint8_t *out = udsp_buf_reserve(&r->q, len);
+
+			if (!out)
+				goto oom;
+			n = udsp_chunk_dec_feed(&r->cdec, in, len, out, &outlen);
+			if (n < 0) {
+				udsp_relay_fail(r, UDSP_E_BAD_REQUEST,
+						"bad chunked request body");
+				return 0;
+			}
+			r->q.tail += outlen;
+			in += n;
+			len -= (size_t)n;
+		}
+		if (r->cdec.done)
+			r->body_in_done = 1;
+		break;
+
+	default:
+		if (udsp_buf_append(&r->q, in, len))
+			goto oom;
+		if (r->body == UDSP_BODY_CL) {
+			r->body_remain -= (int64_t)len;
+			if (r->body_remain <= 0)
+				r->body_in_done = 1;
+		}
+		break;
+	}
+
+	if (udsp_buf_len(&r->q) >= r->q.cap / 2 + r->q.cap / 4)
+		client_rx_flow(r, 0);
+	wake_backend(r);
+
+	return 0;
+
+oom:
+	udsp_relay_fail(r, UDSP_E_TOO_LARGE, "request buffer");
+	return 0;
+}
+
+int
+udsp_relay_client_body_done(struct udsp_relay *r)
+{
+	if (r->body != UDSP_BODY_NONE)
+		r->body_in_done = 1;
+	wake_backend(r);
+
+	return 0;
+}
+
+/*
+ * Called by bconn.c when the backend connection can take bytes (and TLS,
+ * if any, is up).  Sends the request head, then body pieces, one write per
+ * call.  Returns -1 to close the backend connection.
+ */
+int
+udsp_relay_backend_writeable(struct udsp_relay *r)
+{
+	struct udsp_bconn *bc = r->bc;
+	uint8_t *p;
+	size_t n, hl;
+	char hdr[24];
+	int chunked = r->body == UDSP_BODY_CHUNKED_H1 ||
+		      r->body == UDSP_BODY_STREAM;
+
+	if (r->state >= UDSP_RS_DONE)
+		return 0;
+
+	if (r->reqhead_sent < r->reqhead_len) {
+		if (udsp_bconn_write(bc, (const uint8_t *)r->reqhead +
+				     r->reqhead_sent,
+				     r->reqhead_len - r->reqhead_sent))
+			return -1;
+		r->reqhead_sent = r->reqhead_len;
+		if (r->state == UDSP_RS_CONNECTING || r->state == UDSP_RS_SEND)
+			udsp_relay_set_state(r, UDSP_RS_SEND, "head sent");
+		arm(r, r->vhd->conf.head_ms);
+		if (r->body == UDSP_BODY_NONE) {
+			r->body_out_done = 1;
+			if (r->state == UDSP_RS_SEND)
+				udsp_relay_set_state(r, UDSP_RS_AWAIT_HEAD,
+						     "no body");
+			return 0;
+		}
+		if (udsp_buf_len(&r->q) || r->body_in_done)
+			lws_callback_on_writable(bc->wsi);
+		return 0;
+	}
+
+	if (r->body_out_done)
+		return 0;
+
+	n = udsp_buf_len(&r->q);
+	if (n) {
+		if (n > UDSP_WRITE_MAX)
+			n = UDSP_WRITE_MAX;
+		p = udsp_buf_data(&r->q);
+		if (chunked) {
+			/* frame in place: headroom before, 2 spare after */
+			uint8_t save[2];
+
+			hl = udsp_chunk_hdr(hdr, n);
+			memcpy(p - hl, hdr, hl);
+			memcpy(save, p + n, 2);
+			memcpy(p + n, "\r\n", 2);
+			if (udsp_bconn_write(bc, p - hl, hl + n + 2))
+				return -1;
+			memcpy(p + n, save, 2);
+		} else if (udsp_bconn_write(bc, p, n))
+			return -1;
+
+		udsp_buf_consume(&r->q, n);
+		r->body_sent += n;
+		if (r->client_paused && udsp_buf_len(&r->q) <= r->q.cap / 4)
+			client_rx_flow(r, 1);
+		if (udsp_buf_len(&r->q) || r->body_in_done)
+			lws_callback_on_writable(bc->wsi);
+		if (r->state == UDSP_RS_SEND)
+			arm(r, r->vhd->conf.head_ms);
+		return 0;
+	}
+
+	if (!r->body_in_done)
+		return 0;
+
+	if (chunked && udsp_bconn_write(bc, (const uint8_t *)"0\r\n\r\n", 5))
+		return -1;
+	r->body_out_done = 1;
+	if (r->state == UDSP_RS_SEND)
+		udsp_relay_set_state(r, UDSP_RS_AWAIT_HEAD, "body sent");
+	arm(r, r->vhd->conf.head_ms);
+
+	return 0;
+}
+
+/* ---- response side ---- */
+
+static int
+res_head_ready(struct udsp_relay *r)
+{
+	int s = r->res.status;
+
+	if (r->head_req || s == 204 || s == 304 ||
+	    (s >= 100 && s < 200) || r->res.content_length == 0)
+		r->no_body_out = 1;
+	else if (r->res.content_length > 0)
+		r->res_cl = r->res.content_length;
+	else if (r->h2)
+		r->want_final = 1;
+	else if (r->http10)
+		r->close_after = 1;
+	else
+		r->chunked_out = 1;
+
+	udsp_relay_set_state(r, UDSP_RS_RES_BODY, "head");
+	arm(r, r->vhd->conf.idle_ms);
+
+	return 0;
+}
+
+/*
+ * Bytes from the backend (plaintext).  Returns -1 if the backend
+ * connection must close.
+ */
+int
+udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
+{
+	int had_head = r->res.head_done;
+	struct udsp_bconn *bc = r->bc;
+	long n;
+
+	if (r->state >= UDSP_RS_DONE)
+		return -1;
+	if (!len)
+		return 0;
+
+	r->res_started = 1;
+	n = udsp_h1_res_feed(&r->res, (const char *)in, len);
+	if (n < 0) {
+		lwsl_info("%s: r%lu: backend response: %s\n", __func__, r->id,
+			  r->res.err ? r->res.err : "?");
+		udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, r->res.err);
+		return -1;
+	}
+
+	if (!had_head && r->res.head_done) {
+		res_head_ready(r);
+		if (r->cwsi)
+			lws_callback_on_writable(r->cwsi);
+	} else if (r->res.head_done)
+		arm(r, r->vhd->conf.idle_ms);
+
+	if (r->res.msg_done) {
+		int reuse = r->res.keep_alive && (size_t)n == len &&
+			    r->body_out_done && !bc->dead;
+
+		r->res_done = 1;
+		lws_sul_cancel(&r->sul);
+		if (r->cwsi)
+			lws_callback_on_writable(r->cwsi);
+		/* the relay needs only its buffer from here on */
+		udsp_bconn_release(bc, reuse);
+
+		return 0;
+	}
+
+	if (r->res.head_done && r->cwsi)
+		lws_callback_on_writable(r->cwsi);
+
+	if (udsp_buf_len(&r->o) >= r->o.cap / 2 + r->o.cap / 4)
+		udsp_bconn_rx_flow(bc, 0);
+
+	return 0;
+}
+
+/*
+ * The backend connection closed (or failed to connect).  bc is already
+ * unbound from r.  connected: it had been established.
+ */
+void
+udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
+{
+	if (r->state >= UDSP_RS_DONE || r->res_done)
+		return;
+
+	if (r->res_started) {
+		if (!udsp_h1_res_eof(&r->res)) {
+			/* close-delimited body: this is its proper end */
+			if (!r->res.head_done) {
+				udsp_relay_fail(r, UDSP_E_BAD_RESPONSE,
+						"eof in head");
+				return;
+			}
+			r->res_done = 1;
+			lws_sul_cancel(&r->sul);
+			if (r->cwsi)
+				lws_callback_on_writable(r->cwsi);
+			return;
+		}
+		udsp_relay_fail(r, UDSP_E_BAD_RESPONSE,
+				"backend closed mid-response");
+		return;
+	}
+
+	if (!connected) {
+		udsp_relay_fail(r, UDSP_E_CONNECT, "connect failed");
+		return;
+	}
+
+	/*
+	 * A pooled connection the backend had already given up on: nothing
+	 * of the response came back and no body byte left us, so sending
+	 * the request again on a fresh connection cannot duplicate it.
+	 */
+	if (reused && !r->retried && !r->body_sent) {
+		r->retried = 1;
+		r->reqhead_sent = 0;
+		udsp_info(r, "reused connection closed, retrying once");
+		udsp_relay_set_state(r, UDSP_RS_CONNECTING, "retry");
+		arm(r, r->vhd->conf.connect_ms);
+		udsp_bconn_get(r);
+		return;
+	}
+
+	udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, "backend closed, no response");
+}
+
+static int
+send_head(struct udsp_relay *r)
+{
+	struct lws *wsi = r->cwsi;
+	uint8_t *start, *p, *end;
+	size_t bufsz = LWS_PRE + r->vhd->conf.max_header + 2048;
+	const char *conn, *name, *val;
+	size_t conn_len = 0, nl, vl;
+	char lname[128];
+	unsigned int i;
+	int wp = LWS_WRITE_HTTP_HEADERS, ret = -1;
+	uint8_t *buf;
+
+	buf = malloc(bufsz);
+	if (!buf)
+		return -1;
+	start = p = buf + LWS_PRE;
+	end = buf + bufsz - 1;
+
+	if (lws_add_http_header_status(wsi, (unsigned int)r->res.status,
+				       &p, end))
+		goto bail;
+
+	conn = udsp_h1_find(&r->res, "connection", &conn_len);
+
+	for (i = 0; i < r->res.nf; i++) {
+		name = udsp_h1_name(&r->res, i, &nl);
+		val = udsp_h1_value(&r->res, i, &vl);
+
+		if (nl + 2 > sizeof(lname) ||
+		    !udsp_hdr_res_forward(name, nl, conn, conn_len) ||
+		    !udsp_hdr_name_ok(name, nl) || !udsp_hdr_value_ok(val, vl))
+			continue;
+		/* lws adds its own server header from server-string */
+		if (nl == 6 && !strncasecmp(name, "server", 6))
+			continue;
+
+		memcpy(lname, name, nl);
+		if (r->h2) {
+			size_t k;
+
+			/* RFC 9113 8.2: field names are lower-case on h2 */
+			for (k = 0; k < nl; k++)
+				lname[k] = (char)tolower((unsigned char)lname[k]);
+		}
+		lname[nl] = ':';
+		lname[nl + 1] = '\0';
+		if (lws_add_http_header_by_name(wsi, (unsigned char *)lname,
+				(const unsigned char *)val, (int)vl, &p, end))
+			goto bail;
+	}
+
+	if (r->no_body_out) {
+		/* HEAD and 304 describe the body they don't carry */
+		if ((r->head_req || r->res.status == 304) &&
+		    (val = udsp_h1_find(&r->res, "content-length", &vl)) &&
+		    lws_add_http_header_by_name(wsi,
+				(const unsigned char *)"content-length:",
+				(const unsigned char *)val, (int)vl, &p, end))
+			goto bail;
+		if (r->res.content_length == 0 && !r->head_req &&
+		    r->res.status != 204 && r->res.status != 304 &&
+		    lws_add_http_header_by_name(wsi,
+				(const unsigned char *)"content-length:",
+				(const unsigned char *)"0", 1, &p, end))
+			goto bail;
+		if (r->h2)
+			wp |= LWS_WRITE_H2_STREAM_END;
+	} else if (r->res_cl >= 0) {
+		if (lws_add_http_header_content_length(wsi,
+				(lws_filepos_t)r->res_cl, &p, end))
+			goto bail;
+	} else if (r->chunked_out) {
+		if (lws_add_http_header_by_name(wsi,
+				(const unsigned char *)"transfer-encoding:",
+				(const unsigned char *)"chunked", 7, &p, end))
+			goto bail;
+	}
+
+	if (!r->h2 && r->close_after &&
+	    lws_add_http_header_by_name(wsi,
+			(const unsigned char *)"connection:",
+			(const unsigned char *)"close", 5, &p, end))
+		goto bail;
+
+	if (lws_finalize_http_header(wsi, &p, end))
+		goto bail;
+
+	if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
+		      (enum lws_write_protocol)wp) !=
+	    (int)(size_t)lws_ptr_diff(p, start))
+		goto bail;
+
+	ret = 0;
+bail:
+	free(buf);
+	if (ret)
+		lwsl_info("%s: r%lu: response head did not fit or write\n",
+			  __func__, r->id);
+
+	return ret;
+}
+
+/* Returns what the lws callback must return. */
+static int
+finish(struct udsp_relay *r)
+{
+	struct lws *wsi = r->cwsi;
+	int close_after = r->close_after ||
+			  (!r->body_in_done && r->body != UDSP_BODY_NONE);
+
+	udsp_relay_set_state(r, UDSP_RS_DONE, "complete");
+	lws_sul_cancel(&r->sul);
+
+	if (close_after && !r->h2)
+		return -1;
+
+	/* this may free r through HTTP_DROP_PROTOCOL: r is dead after */
+	if (lws_http_transaction_completed(wsi))
+		return -1;
+
+	return 0;
+}
+
+int
+udsp_relay_client_writeable(struct udsp_relay *r)
+{
+	struct lws *wsi = r->cwsi;
+	enum lws_write_protocol wp = LWS_WRITE_HTTP;
+	size_t n, hl;
+	uint8_t *p;
+	char hdr[24];
+
+	switch (r->state) {
+	case UDSP_RS_FAILED:
+		return udsp_errpage_send(r);
+	case UDSP_RS_ABORTED:
+		/*
+		 * Head already out: end the stream abnormally (h1: close
+		 * without the final chunk; h2: RST_STREAM) so the client
+		 * can't mistake a truncated body for a complete one.
+		 */
+		return -1;
+	case UDSP_RS_DONE:
+		return 0;
+	default:
+		break;
+	}
+
+	if (!r->res.head_done)
+		return 0;	/* early h2 writeable while body arrives */
+
+	if (!r->head_sent) {
+		if (send_head(r)) {
+			udsp_relay_set_state(r, UDSP_RS_ABORTED, "head");
+			return -1;
+		}
+		r->head_sent = 1;
+		if (r->no_body_out) {
+			r->final_sent = 1;
+			return finish(r);
+		}
+		if (udsp_buf_len(&r->o) || r->res_done)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+
+	n = udsp_buf_len(&r->o);
+	if (n) {
+		if (n > UDSP_WRITE_MAX)
+			n = UDSP_WRITE_MAX;
+		if (r->h2) {
+			lws_fileofs_t allow = lws_get_peer_write_allowance(wsi);
+
+			if (allow == 0)
+				return 0; /* lws calls again on WINDOW_UPDATE */
+			if (allow > 0 && (lws_fileofs_t)n > allow)
+				n = (size_t)allow;
+		}
+		p = udsp_buf_data(&r->o);
+		if (r->chunked_out) {
+			uint8_t save[2];
+			int m;
+
+			hl = udsp_chunk_hdr(hdr, n);
+			memcpy(p - hl, hdr, hl);
+			memcpy(save, p + n, 2);
+			memcpy(p + n, "\r\n", 2);
+			m = lws_write(wsi, p - hl, hl + n + 2, wp);
+			memcpy(p + n, save, 2);
+			if (m < 0)
+				return -1;
+		} else if (lws_write(wsi, p, n, wp) < 0)
+			return -1;
+
+		udsp_buf_consume(&r->o, n);
+		if (r->bc && r->bc->paused &&
+		    udsp_buf_len(&r->o) <= r->o.cap / 4)
+			udsp_bconn_rx_flow(r->bc, 1);
+
+		if (udsp_buf_len(&r->o) || r->res_done)
+			lws_callback_on_writable(wsi);
+		if (!r->res_done)
+			arm(r, r->vhd->conf.idle_ms);
+		return 0;
+	}
+
+	if (!r->res_done || r->final_sent)
+		return 0;
+
+	r->final_sent = 1;
+	if (r->chunked_out) {
+		uint8_t fin[LWS_PRE + 5];
+
+		memcpy(fin + LWS_PRE, "0\r\n\r\n", 5);
+		if (lws_write(wsi, fin + LWS_PRE, 5, LWS_WRITE_HTTP_FINAL) < 0)
+			return -1;
+	} else if (r->want_final) {
+		uint8_t fin[LWS_PRE + 1];
+
+		if (lws_write(wsi, fin + LWS_PRE, 0, LWS_WRITE_HTTP_FINAL) < 0)
+			return -1;
+	}
+
+	return finish(r);
+}
+
+/* ---- teardown and failure ---- */
+
+static void
+relay_free(struct udsp_relay *r)
+{
+	lws_sul_cancel(&r->sul);
+	if (r->reqhead)
+		free(r->reqhead - LWS_PRE);
+	free(r->hbuf);
+	udsp_buf_free(&r->o);
+	udsp_buf_free(&r->q);
+	free(r);
+}
+
+void
+udsp_relay_client_gone(struct udsp_relay *r)
+{
+	struct udsp_bconn *bc = r->bc;
+
+	r->cwsi = NULL;
+	if (bc) {
+		/* A half-sent request or half-read response poisons bc */
+		udsp_bconn_release(bc, 0);
+	}
+	relay_free(r);
+}
+
+int
+udsp_err_status(enum udsp_err e)
+{
+	switch (e) {
+	case UDSP_E_CONNECT:
+		return 503;
+	case UDSP_E_BAD_RESPONSE:
+		return 502;
+	case UDSP_E_TIMEOUT:
+		return 504;
+	case UDSP_E_BAD_REQUEST:
+		return 400;
+	case UDSP_E_TOO_LARGE:
+		return 413;
+	default:
+		return 500;
+	}
+}
+
+void
+udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
+{
+	if (r->state >= UDSP_RS_DONE)
+		return;
+
+	lwsl_info("%s: r%lu: %d: %s\n", __func__, r->id, udsp_err_status(e),
+		  why ? why : "");
+	lws_sul_cancel(&r->sul);
+	if (r->bc)
+		udsp_bconn_release(r->bc, 0);
+
+	if (r->head_sent) {
+		udsp_relay_set_state(r, UDSP_RS_ABORTED, why);
+	} else {
+		r->err = e;
+		udsp_relay_set_state(r, UDSP_RS_FAILED, why);
+	}
+	if (r->cwsi)
+		lws_callback_on_writable(r->cwsi);
+}

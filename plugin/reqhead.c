@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The onward HTTP/1.1 request head, built once per request from what lws
+ * kept of the client's request (h1 or h2): method, re-encoded target, every
+ * end-to-end header lws tokenises, configured custom headers (h1 only: lws
+ * 4.1.6 drops unknown headers on h2), Host and X-Forwarded-*.
+ */
+#include "private.h"
+#include "headers.h"
+#include "urlenc.h"
+
+#include <stdlib.h>
+#include <stdarg.h>
+
+struct sbuf {
+	char	*p;	/* owned; LWS_PRE headroom in front of p */
+	size_t	len, cap;
+	int	err;
+};
+
+static void
+sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	char *np;
+	size_t ncap;
+
+	if (b->err)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		ncap = (b->cap + n + 1) * 2;
+		np = realloc(b->p ? b->p - LWS_PRE : NULL, LWS_PRE + ncap);
+		if (!np) {
+			b->err = 1;
+			return;
+		}
+		b->p = np + LWS_PRE;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void
+sb_hdr(struct sbuf *b, const char *name, size_t nl, const char *v, size_t vl)
+{
+	sb_put(b, name, nl);
+	sb_put(b, ": ", 2);
+	sb_put(b, v, vl);
+	sb_put(b, "\r\n", 2);
+}
+
+static const char * const methods[] = {
+	[LWSHUMETH_GET]		= "GET",
+	[LWSHUMETH_POST]	= "POST",
+	[LWSHUMETH_OPTIONS]	= "OPTIONS",
+	[LWSHUMETH_PUT]		= "PUT",
+	[LWSHUMETH_PATCH]	= "PATCH",
+	[LWSHUMETH_DELETE]	= "DELETE",
+	[LWSHUMETH_CONNECT]	= NULL,	/* a tunnel, not a proxied request */
+	[LWSHUMETH_HEAD]	= "HEAD",
+};
+
+/* Tokens the generic loop must not copy: pseudo/method/URI slots and the
+ * headers written specially below. */
+static int
+skip_token(int t)
+{
+	switch (t) {
+	case WSI_TOKEN_HOST:
+	case WSI_TOKEN_HTTP_COLON_AUTHORITY:
+	case WSI_TOKEN_HTTP_CONTENT_LENGTH:
+	case WSI_TOKEN_X_FORWARDED_FOR:
+	case WSI_TOKEN_HTTP_URI_ARGS:
+	case WSI_TOKEN_HTTP2_SETTINGS:
+		return 1;
+	}
+
+	return 0;
+}
+
+/* Append all fragments of token t, joined as the field's syntax needs. */
+static int
+copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
+	   const char *name, size_t nl)
+{
+	const char *sep = t == WSI_TOKEN_HTTP_COOKIE ? "; " : ", ";
+	int f, n, first = 1;
+
+	for (f = 0; ; f++) {
+		n = lws_hdr_copy_fragment(wsi, tmp, tmplen,
+					  (enum lws_token_indexes)t, f);
+		if (n < 0)
+			break;
+		if (!udsp_hdr_value_ok(tmp, (size_t)n))
+			return 0;
+		if (first) {
+			sb_put(b, name, nl);
+			sb_put(b, ": ", 2);
+		} else
+			sb_str(b, sep);
+		sb_put(b, tmp, (size_t)n);
+		first = 0;
+	}
+	if (!first)
+		sb_put(b, "\r\n", 2);
+
+	return 0;
+}
+
+int
+udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
+{
+	struct lws *wsi = r->cwsi, *nwsi = lws_get_network_wsi(wsi);
+	struct udsp_vhd *vhd = r->vhd;
+	char conn[256], tmp[4096], host[256], peer[64], xff[512], mbuf[32];
+	const char *method = NULL, *name, *args[64];
+	char *argbuf = NULL, *target = NULL;
+	size_t conn_len = 0, nl, ab_len = 0;
+	int n, t, nargs = 0, hl, ret = -1;
+	struct sbuf b = { 0 };
+
+	/* method */
+	if (r->h2) {
+		if (lws_hdr_copy(wsi, mbuf, sizeof(mbuf),
+				 WSI_TOKEN_HTTP_COLON_METHOD) > 0)
+			method = mbuf;
+	} else if (r->method >= 0 && r->method < (int)LWS_ARRAY_SIZE(methods))
+		method = methods[r->method];
+	if (!method || !udsp_hdr_name_ok(method, strlen(method)) ||
+	    !strcmp(method, "CONNECT"))
+		return -1;
+
+	/* query fragments, decoded by lws; re-encoded by udsp_target_build */
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+	if (n > 0) {
+		int f, cap = n + 64 * 2;
+
+		argbuf = malloc((size_t)cap);
+		if (!argbuf)
+			return -1;
+		for (f = 0; f < (int)LWS_ARRAY_SIZE(args); f++) {
+			n = lws_hdr_copy_fragment(wsi, argbuf + ab_len,
+					(int)((size_t)cap - ab_len),
+					WSI_TOKEN_HTTP_URI_ARGS, f);
+			if (n < 0)
+				break;
+			args[nargs++] = argbuf + ab_len;
+			ab_len += (size_t)n + 1;
+		}
+	}
+
+	target = malloc(UDSP_INSIDE_MAX + 3 * 8192);
+	if (!target)
+		goto bail;
+	if (udsp_target_build(target, UDSP_INSIDE_MAX + 3 * 8192,
+			      r->be->o.inside, remainder, args, nargs) < 0)
+		goto bail;
+
+	sb_str(&b, method);
+	sb_put(&b, " ", 1);
+	sb_str(&b, target);
+	sb_str(&b, " HTTP/1.1\r\n");
+
+	/* Host: the client's, so name-based backends and redirects work */
+	hl = lws_hdr_copy(wsi, host, sizeof(host), r->h2 ?
+			  WSI_TOKEN_HTTP_COLON_AUTHORITY : WSI_TOKEN_HOST);
+	if (hl <= 0 || !udsp_hdr_value_ok(host, (size_t)hl)) {
+		hl = lws_snprintf(host, sizeof(host), "%s",
+				  r->be->o.host[0] ? r->be->o.host :
+						     "localhost");
+	}
+	sb_hdr(&b, "Host", 4, host, (size_t)hl);
+
+	if (!r->h2) {
+		n = lws_hdr_copy(wsi, conn, sizeof(conn), WSI_TOKEN_CONNECTION);
+		if (n > 0)
+			conn_len = (size_t)n;
+	}
+
+	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+		if (skip_token(t) ||
+		    !lws_hdr_total_length(wsi, (enum lws_token_indexes)t))
+			continue;
+		name = (const char *)lws_token_to_string(
+						(enum lws_token_indexes)t);
+		if (!name || name[0] == ':')
+			continue;
+		nl = strlen(name);
+		if (nl < 2 || name[nl - 1] != ':')
+			continue;	/* "get ", "http/1.1 ": not headers */
+		nl--;
+		if (!udsp_hdr_req_forward(name, nl, conn, conn_len))
+			continue;
+		copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl);
+	}
+
+	/* custom headers lws can look up by name but not list (h1 only) */
+	if (!r->h2)
+		for (n = 0; n < vhd->nfwd; n++) {
+			int l;
+
+			nl = strlen(vhd->fwd[n]) - 1;
+			if (!udsp_hdr_req_forward(vhd->fwd[n], nl, conn,
+						  conn_len))
+				continue;
+			l = lws_hdr_custom_length(wsi, vhd->fwd[n], (int)nl + 1);
+			if (l <= 0 || l >= (int)sizeof(tmp))
+				continue;
+			l = lws_hdr_custom_copy(wsi, tmp, sizeof(tmp),
+						vhd->fwd[n], (int)nl + 1);
+			if (l < 0 || !udsp_hdr_value_ok(tmp, (size_t)l))
+				continue;
+			sb_hdr(&b, vhd->fwd[n], nl, tmp, (size_t)l);
+		}
+
+	/* X-Forwarded-*: a client's XFF is trusted only from listed peers */
+	peer[0] = '\0';
+	lws_get_peer_simple(nwsi, peer, sizeof(peer));
+	if (peer[0]) {
+		const char *prior = NULL;
+		int pl = 0;
+
+		if (vhd->conf.trusted &&
+		    udsp_addr_in_list(vhd->conf.trusted, peer)) {
+			pl = lws_hdr_copy(wsi, tmp, sizeof(tmp),
+					  WSI_TOKEN_X_FORWARDED_FOR);
+			if (pl > 0 && udsp_hdr_value_ok(tmp, (size_t)pl))
+				prior = tmp;
+			else
+				pl = 0;
+		}
+		n = udsp_xff_build(xff, sizeof(xff), prior, (size_t)pl, peer,
+				   prior != NULL);
+		if (n > 0)
+			sb_hdr(&b, "X-Forwarded-For", 15, xff, (size_t)n);
+	}
+	sb_str(&b, lws_is_ssl(nwsi) ? "X-Forwarded-Proto: https\r\n" :
+				      "X-Forwarded-Proto: http\r\n");
+	sb_hdr(&b, "X-Forwarded-Host", 16, host, (size_t)hl);
+
+	switch (r->body) {
+	case UDSP_BODY_CL:
+		n = lws_snprintf(tmp, sizeof(tmp), "%lld",
+				 (long long)r->body_remain);
+		sb_hdr(&b, "Content-Length", 14, tmp, (size_t)n);
+		break;
+	case UDSP_BODY_CHUNKED_H1:
+	case UDSP_BODY_STREAM:
+		sb_str(&b, "Transfer-Encoding: chunked\r\n");
+		break;
+	default:
+		break;
+	}
+	sb_str(&b, "\r\n");
+
+	if (b.err)
+		goto bail;
+	r->reqhead = b.p;	/* LWS_PRE headroom in front */
+	r->reqhead_len = b.len;
+	b.p = NULL;
+	ret = 0;
+
+bail:
+	if (b.p)
+		free(b.p - LWS_PRE);
+	free(argbuf);
+	free(target);
+
+	return ret;
+}
