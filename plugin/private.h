@@ -118,7 +118,7 @@ enum udsp_body {
 /* A growable-within-limits byte queue with LWS_PRE headroom, so that data
  * can be handed to lws_write() in place. */
 struct udsp_buf {
-	uint8_t		*base;	/* owned: headroom + cap + 2 */
+	uint8_t		*base;	/* owned: headroom + cap + tailroom */
 	size_t		cap, head, tail;
 };
 
@@ -245,6 +245,8 @@ udsp_buf_consume(struct udsp_buf *b, size_t n);
 
 /* Headroom in front of buffered data: lws's LWS_PRE plus a chunk-size line */
 #define UDSP_HEADROOM (LWS_PRE + 24)
+/* ...and behind it: chunk CRLF plus the last-chunk marker */
+#define UDSP_TAILROOM 8
 
 /* conf (protocol_lws_uds_proxy.c) */
 struct udsp_backend *

@@ -35,7 +35,7 @@ udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
 int
 udsp_buf_init(struct udsp_buf *b, size_t cap)
 {
-	b->base = malloc(UDSP_HEADROOM + cap + 2);
+	b->base = malloc(UDSP_HEADROOM + cap + UDSP_TAILROOM);
 	if (!b->base)
 		return -1;
 	b->cap = cap;
@@ -74,7 +74,7 @@ udsp_buf_reserve(struct udsp_buf *b, size_t len)
 		ncap = used + len;
 		if (ncap > 4 * 1024 * 1024 && ncap > 4 * b->cap)
 			return NULL;
-		nb = realloc(b->base, UDSP_HEADROOM + ncap + 2);
+		nb = realloc(b->base, UDSP_HEADROOM + ncap + UDSP_TAILROOM);
 		if (!nb)
 			return NULL;
 		b->base = nb;
@@ -752,6 +752,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 	size_t n, hl;
 	uint8_t *p;
 	char hdr[24];
+	int last;
 
 	switch (r->state) {
 	case UDSP_RS_FAILED:
@@ -800,22 +801,37 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 				n = (size_t)allow;
 		}
 		p = udsp_buf_data(&r->o);
+		/*
+		 * The piece that ends the body also ends the message: an h2
+		 * stream that has sent END_STREAM gets no more WRITEABLEs, so
+		 * finishing later would leave the stream (and its slot in
+		 * the connection's stream limit) behind.
+		 */
+		last = r->res_done && n == udsp_buf_len(&r->o);
 		if (r->chunked_out) {
-			uint8_t save[2];
+			static const char fin[] = "\r\n0\r\n\r\n";
+			size_t tl = last ? 7 : 2;
+			uint8_t save[7];
 			int m;
 
 			hl = udsp_chunk_hdr(hdr, n);
 			memcpy(p - hl, hdr, hl);
-			memcpy(save, p + n, 2);
-			memcpy(p + n, "\r\n", 2);
-			m = lws_write(wsi, p - hl, hl + n + 2, wp);
-			memcpy(p + n, save, 2);
+			memcpy(save, p + n, tl);
+			memcpy(p + n, fin, tl);
+			m = lws_write(wsi, p - hl, hl + n + tl,
+				      last ? LWS_WRITE_HTTP_FINAL : wp);
+			memcpy(p + n, save, tl);
 			if (m < 0)
 				return -1;
-		} else if (lws_write(wsi, p, n, wp) < 0)
+		} else if (lws_write(wsi, p, n, last && r->want_final ?
+				     LWS_WRITE_HTTP_FINAL : wp) < 0)
 			return -1;
 
 		udsp_buf_consume(&r->o, n);
+		if (last) {
+			r->final_sent = 1;
+			return finish(r);
+		}
 		if (r->bc && r->bc->paused &&
 		    udsp_buf_len(&r->o) <= r->o.cap / 4)
 			udsp_bconn_rx_flow(r->bc, 1);
