@@ -78,6 +78,7 @@ struct udsp_h1_res {
 	struct udsp_chunk_dec	cd;
 	uint8_t			hscan;		/* private: head pre-scan state */
 	uint8_t			hidx;		/* private: "HTTP/" match index */
+	const char		*herr;		/* private: deferred head error */
 };
 
 /* Error strings (comparable by pointer) */
