@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# lws-uds-proxyd on broken configs: it must refuse to start (non-zero exit)
+# and say on stderr which file and which key or line:column is wrong.  Also
+# checks that unknown keys only warn, and that SIGTERM exits cleanly (0).
+#
+#   tests/integration/test-config-errors.sh path/to/lws-uds-proxyd
+set -u
+
+daemon=${1:?usage: $0 path/to/lws-uds-proxyd}
+tmp=$(mktemp -d /tmp/udsp-conferr.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+n=0
+
+# fresh CONFDIR with a harmless global conf; conf.d/t gets the case's text
+newconf() {
+	rm -rf "$tmp/c"
+	mkdir -p "$tmp/c/conf.d"
+	printf '{ "global": { "server-string": "t" } }\n' > "$tmp/c/conf"
+	cat > "$tmp/c/conf.d/t"
+}
+
+# expect_fail NAME PATTERN...: daemon exits non-zero, stderr has each pattern
+expect_fail() {
+	local name=$1 rc p ok=1
+	shift
+	n=$((n + 1))
+	timeout 20 "$daemon" -n -c "$tmp/c" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ $rc -eq 0 ] || [ $rc -eq 124 ]; then
+		echo "FAIL $name: exit code $rc, wanted a start-up failure"
+		ok=0
+	fi
+	for p in "$@"; do
+		if ! grep -qF -- "$p" "$tmp/err"; then
+			echo "FAIL $name: stderr lacks '$p'"
+			ok=0
+		fi
+	done
+	if [ $ok = 1 ]; then
+		echo "ok   $name"
+	else
+		fails=$((fails + 1))
+		sed 's/^/    | /' "$tmp/err"
+	fi
+}
+
+sock_path="$tmp/listen.sock"
+long=/run/$(printf 'x%.0s' $(seq 120)).sock
+
+# --- parse errors: file:line:col ---------------------------------------
+newconf <<'EOT'
+# a comment line, "with a quote
+{
+  "vhosts": [{ "name": "v", "port": "7000",  # trailing comment
+    "mounts": [ ,
+EOT
+expect_fail "bad JSON after '#' comments" "$tmp/c/conf.d/t:4:17:" \
+	"JSON parse error"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000" }] } # fine
+{ "vhosts": [] }
+EOT
+expect_fail "text after the top-level object" "$tmp/c/conf.d/t:2:1:"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v
+EOT
+expect_fail "unterminated string" "$tmp/c/conf.d/t:" "unexpected end of file"
+
+# a broken global conf stops everything too
+newconf </dev/null
+printf '{ "global": { "uid": 1 \n' > "$tmp/c/conf"
+expect_fail "bad JSON in conf" "$tmp/c/conf:2:1:"
+
+# --- types and required keys -----------------------------------------
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "http" }] }
+EOT
+expect_fail "port not an integer" "$tmp/c/conf.d/t: vhosts[0].port:" \
+	"expected an integer"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "70000" }] }
+EOT
+expect_fail "port out of range" "vhosts[0].port:" "out of range"
+
+newconf <<'EOT'
+{ "vhosts": [{ "port": "7000" }] }
+EOT
+expect_fail "vhost without name" "$tmp/c/conf.d/t: vhosts[0]:" \
+	"missing required key 'name'"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "origin": "file:///tmp" }] }] }
+EOT
+expect_fail "mount without mountpoint" "vhosts[0].mounts[0]:" \
+	"missing required key 'mountpoint'"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000", "mounts": { "a": 1 } }] }
+EOT
+expect_fail "mounts not an array" "vhosts[0].mounts:" "expected an array"
+
+newconf <<'EOT'
+{ "global": { "max-http-header-data": "100000" },
+  "vhosts": [{ "name": "v", "port": "7000" }] }
+EOT
+expect_fail "max-http-header-data too big" "global.max-http-header-data:"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "h2-max-concurrent-streams": "0" }] }
+EOT
+expect_fail "h2-max-concurrent-streams 0" \
+	"vhosts[0].h2-max-concurrent-streams:" "out of range"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "host-ssl-cert": "/nonexistent/c.pem", "host-ssl-key": "/nonexistent/k" }] }
+EOT
+expect_fail "missing TLS cert file" "host-ssl-cert '/nonexistent/c.pem'"
+
+# --- backends --------------------------------------------------------
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "http://+:/in" }] }] }
+EOT
+expect_fail "empty socket path (native form)" \
+	"$tmp/c/conf.d/t: vhost 'v' mount '/app': backend 'http://+:/in': "
+
+newconf <<EOT
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "backend": "http://+$long:/" }] }] }] }
+EOT
+expect_fail "socket path too long (pmo form)" \
+	"$tmp/c/conf.d/t: vhost 'v' mount '/app': backend 'http://+$long:/': " \
+	"too long"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "callback://lws-uds-proxy" }] }] }
+EOT
+expect_fail "proxy callback mount without backend" "vhosts[0].mounts[0]:" \
+	"needs a pmo \"backend\""
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "gopher://x/" }] }] }
+EOT
+expect_fail "unsupported origin scheme" "vhosts[0].mounts[0]:" \
+	"unsupported scheme"
+
+# --- protocols that no plugin provides -------------------------------
+newconf <<EOT
+{ "vhosts": [{ "name": "v", "unix-socket": "1", "interface": "$sock_path",
+  "mounts": [{ "mountpoint": "/app", "origin": "http://+/run/app.sock:/" }] }] }
+EOT
+expect_fail "missing plugin (proxy mount)" \
+	"$tmp/c/conf.d/t: vhost 'v': mount '/app': protocol 'lws-uds-proxy'" \
+	"not available"
+
+newconf <<EOT
+{ "vhosts": [{ "name": "v", "unix-socket": "1", "interface": "$sock_path",
+  "ws-protocols": [{ "no-such-protocol": { "a": "b" } }] }] }
+EOT
+expect_fail "missing plugin (ws-protocols)" \
+	"ws-protocols: protocol 'no-such-protocol' is not available"
+
+# --- whole-dir problems ----------------------------------------------
+rm -rf "$tmp/c"
+expect_fail "no config dir" "$tmp/c/conf: cannot read"
+
+newconf </dev/null
+expect_fail "no vhosts at all" "no vhosts configured"
+
+# --- unknown keys only warn; SIGTERM exits 0 --------------------------
+n=$((n + 1))
+newconf <<EOT
+{ "vhosts": [{ "name": "v", "unix-socket": "1", "interface": "$sock_path",
+  "bogus-vhost-key": "1",
+  "mounts": [{ "mountpoint": "/", "origin": "file://$tmp", "foo": "x" }] }] }
+EOT
+"$daemon" -n -c "$tmp/c" >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+for i in $(seq 400); do
+	[ -S "$sock_path" ] && break
+	kill -0 $pid 2>/dev/null || break
+	sleep 0.05
+done
+ok=1
+if [ ! -S "$sock_path" ]; then
+	echo "FAIL unknown keys: daemon did not start"
+	ok=0
+fi
+kill -TERM $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc -eq 0 ] || { echo "FAIL unknown keys: exit $rc after SIGTERM"; ok=0; }
+for p in "$tmp/c/conf.d/t: vhosts[0].bogus-vhost-key: unknown key" \
+	 "$tmp/c/conf.d/t: vhosts[0].mounts[0].foo: unknown key"; do
+	grep -qF -- "$p" "$tmp/err" ||
+		{ echo "FAIL unknown keys: stderr lacks '$p'"; ok=0; }
+done
+if [ $ok = 1 ]; then
+	echo "ok   unknown keys warn, SIGTERM exits 0"
+else
+	fails=$((fails + 1))
+	sed 's/^/    | /' "$tmp/err"
+fi
+
+# --- -h ----------------------------------------------------------------
+n=$((n + 1))
+if "$daemon" -h 2>/dev/null | grep -q "Usage:"; then
+	echo "ok   -h prints usage"
+else
+	echo "FAIL -h"
+	fails=$((fails + 1))
+fi
+
+echo "$((n - fails)) passed, $fails failed"
+[ $fails -eq 0 ]
