@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Header policy as data (udsp_hdr_rules[]) and the small predicates the relay
+ * applies it with: Connection-listed names, value/name hygiene, the
+ * X-Forwarded-For value and trusted-proxy address lists.  No lws calls.
+ */
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+#include "headers.h"
+
+#define REQ	UDSP_HF_REQ
+#define RES	UDSP_HF_RES
+#define HOP	UDSP_HF_HOP
+#define SPECIAL	UDSP_HF_SPECIAL
+#define H2BAD	UDSP_HF_H2_BAD
+
+/*
+ * Only exceptions are listed: a name that is absent is end-to-end and passes
+ * both ways.  Direction bits on SPECIAL rows say where the relay's own value
+ * ends up; the generic copy loop never copies a SPECIAL or HOP row.
+ */
+const struct udsp_hdr_rule udsp_hdr_rules[] = {
+	/*
+	 * RFC 9110 7.6.1 hop-by-hop fields, plus the legacy ones every proxy
+	 * drops (keep-alive, proxy-connection: RFC 9113 8.2.2 lists them) and
+	 * the proxy-auth pair, which belongs to this hop (RFC 9110 11.7).
+	 */
+	{ "connection",		HOP | H2BAD },
+	{ "keep-alive",		HOP | H2BAD },
+	{ "proxy-connection",	HOP | H2BAD },
+	/* h2 allows "te: trailers" on requests only; we never send it back */
+	{ "te",			HOP | H2BAD },
+	{ "trailer",		HOP },
+	{ "transfer-encoding",	HOP | H2BAD },
+	{ "upgrade",		HOP | H2BAD },
+	{ "proxy-authenticate",	HOP },
+	{ "proxy-authorization", HOP },
+	/* RFC 7540 3.2.1: h2c upgrade settings, meaningless past this hop */
+	{ "http2-settings",	HOP | H2BAD },
+
+	/* the relay writes these itself */
+	{ "host",		REQ | SPECIAL },  /* or from :authority */
+	{ "content-length",	REQ | RES | SPECIAL }, /* framing */
+	{ "x-forwarded-for",	REQ | SPECIAL },
+	{ "x-forwarded-proto",	REQ | SPECIAL },
+	{ "x-forwarded-host",	REQ | SPECIAL },
+	/* lws answers "100-continue" itself; the backend never sees it */
+	{ "expect",		SPECIAL },
+
+	/*
+	 * End-to-end, listed so the choice is visible: Forwarded passes
+	 * unchanged both ways (as nginx does) rather than being rewritten;
+	 * Date and Server from the backend pass through (lws adds its own
+	 * Server unless the relay asks it not to).
+	 */
+	{ "forwarded",		REQ | RES },
+	{ "date",		RES },
+	{ "server",		RES },
+
+	{ NULL, 0 }
+};
+
+unsigned int
+udsp_hdr_flags(const char *name, size_t len)
+{
+	const struct udsp_hdr_rule *r;
+
+	for (r = udsp_hdr_rules; r->name; r++)
+		if (strlen(r->name) == len && !strncasecmp(r->name, name, len))
+			return r->flags;
+
+	return UDSP_HF_REQ | UDSP_HF_RES;
+}
+
+static int
+is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+int
+udsp_hdr_list_has(const char *list, size_t list_len, const char *token,
+		  size_t len)
+{
+	size_t i = 0, s, e;
+
+	if (!list || !token || !len)
+		return 0;
+
+	while (i < list_len) {
+		while (i < list_len && (is_ows(list[i]) || list[i] == ','))
+			i++;
+		s = i;
+		while (i < list_len && list[i] != ',')
+			i++;
+		e = i;
+		while (e > s && is_ows(list[e - 1]))
+			e--;
+		if (e - s == len && !strncasecmp(list + s, token, len))
+			return 1;
+	}
+
+	return 0;
+}
+
+static int
+forward(unsigned int dir, const char *name, size_t len, const char *conn,
+	size_t conn_len)
+{
+	unsigned int f = udsp_hdr_flags(name, len);
+
+	if (!(f & dir) || (f & (UDSP_HF_HOP | UDSP_HF_SPECIAL)))
+		return 0;
+
+	/* RFC 9110 7.6.1: fields named in Connection are hop-by-hop too */
+	return !udsp_hdr_list_has(conn, conn_len, name, len);
+}
+
+int
+udsp_hdr_res_forward(const char *name, size_t len, const char *conn,
+		     size_t conn_len)
+{
+	return forward(UDSP_HF_RES, name, len, conn, conn_len);
+}
+
+int
+udsp_hdr_req_forward(const char *name, size_t len, const char *conn,
+		     size_t conn_len)
+{
+	return forward(UDSP_HF_REQ, name, len, conn, conn_len);
+}
+
+int
+udsp_hdr_value_ok(const char *v, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+
+	return 1;
+}
+
+int
+udsp_hdr_name_ok(const char *name, size_t len)
+{
+	size_t i;
+
+	if (!name || !len)
+		return 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9'))
+			continue;
+		if (!c || !strchr("!#$%&'*+-.^_`|~", c))
+			return 0;
+	}
+
+	return 1;
+}
+
+int
+udsp_xff_build(char *dst, size_t dstlen, const char *prior, size_t prior_len,
+	       const char *peer, int trusted)
+{
+	size_t plen, n = 0;
+
+	if (!dst || !peer)
+		return -1;
+
+	/* an all-blank or unsafe prior value is as good as none */
+	while (prior && prior_len && is_ows(prior[0])) {
+		prior++;
+		prior_len--;
+	}
+	while (prior && prior_len && is_ows(prior[prior_len - 1]))
+		prior_len--;
+	if (!trusted || !prior || !prior_len ||
+	    !udsp_hdr_value_ok(prior, prior_len))
+		prior_len = 0;
+
+	plen = strlen(peer);
+	if (prior_len + plen > 0x7ffffff0 ||
+	    (prior_len ? prior_len + 2 : 0) + plen + 1 > dstlen)
+		return -1;
+
+	if (prior_len) {
+		memcpy(dst, prior, prior_len);
+		memcpy(dst + prior_len, ", ", 2);
+		n = prior_len + 2;
+	}
+	memcpy(dst + n, peer, plen);
+	n += plen;
+	dst[n] = '\0';
+
+	return (int)n;
+}
+
+struct addr {
+	int		v6;
+	unsigned char	b[16];
+};
+
+static const unsigned char v4mapped[12] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+};
+
+/*
+ * Parse an address into a; a v4-mapped IPv6 address becomes the IPv4 one
+ * (dual-stack listeners report IPv4 peers as "::ffff:a.b.c.d").  *bits is
+ * adjusted the same way when non-NULL.  Returns 0 or -1.
+ */
+static int
+addr_parse(struct addr *a, const char *s, int *bits)
+{
+	memset(a, 0, sizeof(*a));
+
+	if (inet_pton(AF_INET, s, a->b) == 1)
+		return 0;
+	if (inet_pton(AF_INET6, s, a->b) != 1)
+		return -1;
+
+	a->v6 = 1;
+	if (!memcmp(a->b, v4mapped, sizeof(v4mapped)) &&
+	    (!bits || *bits >= 96)) {
+		memmove(a->b, a->b + 12, 4);
+		memset(a->b + 4, 0, 12);
+		a->v6 = 0;
+		if (bits)
+			*bits -= 96;
+	}
+
+	return 0;
+}
+
+static int
+prefix_match(const unsigned char *x, const unsigned char *y, int bits)
+{
+	int whole = bits / 8, rest = bits % 8;
+	unsigned char mask;
+
+	if (memcmp(x, y, (size_t)whole))
+		return 0;
+	if (!rest)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - rest));
+
+	return (x[whole] & mask) == (y[whole] & mask);
+}
+
+/* One list entry "addr" or "addr/bits" (len bytes) against peer p. */
+static int
+entry_match(const char *e, size_t len, const struct addr *p)
+{
+	char tmp[64];
+	const char *slash;
+	struct addr a;
+	int bits = -1, max;
+	size_t i;
+
+	if (len >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, e, len);
+	tmp[len] = '\0';
+
+	slash = strchr(tmp, '/');
+	if (slash) {
+		if (!slash[1] || strlen(slash + 1) > 3)
+			return 0;
+		bits = 0;
+		for (i = 1; slash[i]; i++) {
+			if (slash[i] < '0' || slash[i] > '9')
+				return 0;
+			bits = bits * 10 + (slash[i] - '0');
+		}
+		tmp[slash - tmp] = '\0';
+	}
+
+	/* range-check against the family as written, before any mapping */
+	max = strchr(tmp, ':') ? 128 : 32;
+	if (bits > max)
+		return 0;
+	if (bits < 0)
+		bits = max;
+	if (addr_parse(&a, tmp, &bits))
+		return 0;
+	if (a.v6 != p->v6)
+		return 0;
+
+	return prefix_match(a.b, p->b, bits);
+}
+
+int
+udsp_addr_in_list(const char *list, const char *peer)
+{
+	char tmp[64];
+	struct addr p;
+	size_t i = 0, s, n;
+
+	if (!list || !peer)
+		return 0;
+
+	/* drop any "[...]" and "%zone" decoration from the peer text */
+	if (*peer == '[')
+		peer++;
+	n = strcspn(peer, "]%");
+	if (!n || n >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, peer, n);
+	tmp[n] = '\0';
+	if (addr_parse(&p, tmp, NULL))
+		return 0;
+
+	while (list[i]) {
+		while (list[i] == ',' || list[i] == ' ' || list[i] == '\t')
+			i++;
+		s = i;
+		while (list[i] && list[i] != ',' && list[i] != ' ' &&
+		       list[i] != '\t')
+			i++;
+		if (i > s && entry_match(list + s, i - s, &p))
+			return 1;
+	}
+
+	return 0;
+}
