@@ -48,6 +48,7 @@ udsp_hc_zalloc(struct udsp_hconf *hc, size_t len)
 
 	if (!c) {
 		lwsl_err("config: out of memory\n");
+		hc->oom = 1;
 		return NULL;
 	}
 	c->next = hc->arena;
@@ -744,8 +745,8 @@ udsp_hconf_load(struct udsp_hconf *hc, const char *confdir)
 	}
 	free(names);
 
-	if (ret)
-		return ret;
+	if (ret || hc->oom)
+		return -1;
 	if (errors) {
 		lwsl_err("%s: %d configuration error%s\n", confdir, errors,
 			 errors == 1 ? "" : "s");

@@ -58,6 +58,7 @@ struct udsp_hconf {
 
 	struct udsp_hc_vhost	*vhosts;	/* arena, in file order */
 	int			count_vhosts;
+	int			oom;	/* an allocation failed */
 };
 
 /*

@@ -194,12 +194,17 @@ create_vhosts(struct udsp_hconf *hc, const struct lws_protocols **pp,
 			}
 		}
 
-		lwsl_notice("vhost '%s': %s%s%s port %d\n",
-			    v->info.vhost_name,
-			    v->info.ssl_cert_filepath ? "TLS, " : "",
-			    v->info.iface ? "interface " : "",
-			    v->info.iface ? v->info.iface : "",
-			    v->info.port);
+		if (v->info.options & LWS_SERVER_OPTION_UNIX_SOCK)
+			lwsl_notice("vhost '%s': %sunix socket %s\n",
+				    v->info.vhost_name,
+				    v->info.ssl_cert_filepath ? "TLS, " : "",
+				    v->info.iface);
+		else
+			lwsl_notice("vhost '%s': %s%s:%d\n",
+				    v->info.vhost_name,
+				    v->info.ssl_cert_filepath ? "TLS, " : "",
+				    v->info.iface ? v->info.iface : "*",
+				    v->info.port);
 	}
 
 	return bad ? -1 : 0;
