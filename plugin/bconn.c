@@ -62,8 +62,8 @@ plain_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 	 * area; a partial write is buffered by lws and finished before the
 	 * next WRITEABLE.
 	 */
-	if (lws_write(bc->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) !=
-	    (int)len)
+	/* with output already queued, lws appends and returns less */
+	if (lws_write(bc->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
 		return -1;
 
 	return 0;

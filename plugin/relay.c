@@ -232,6 +232,15 @@ res_body_cb(void *user, const char *data, size_t len)
 	return udsp_buf_append(&r->o, (const uint8_t *)data, len);
 }
 
+static int
+expects_continue(struct lws *wsi)
+{
+	char v[32];
+
+	return lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) > 0 &&
+	       !strcasecmp(v, "100-continue");
+}
+
 int
 udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		 const char *in, size_t len)
@@ -308,7 +317,22 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	udsp_relay_set_state(r, UDSP_RS_CONNECTING, "start");
 	arm(r, vhd->conf.connect_ms);
 	/* on failure this has already set up the error page */
-	udsp_bconn_get(r);
+	if (udsp_bconn_get(r))
+		return 0;
+
+	/*
+	 * lws 4.1.6 ignores Expect: 100-continue, so a client such as curl
+	 * would sit out its one-second wait before sending the body.  We
+	 * stream the body onward as it comes, so invite it at once.
+	 */
+	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->http10 &&
+	    expects_continue(wsi)) {
+		uint8_t c[LWS_PRE + 32];
+
+		memcpy(c + LWS_PRE, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		if (lws_write(wsi, c + LWS_PRE, 25, LWS_WRITE_HTTP) < 0)
+			return -1;
+	}
 
 	return 0;
 }
@@ -429,7 +453,9 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 		r->reqhead_sent = r->reqhead_len;
 		if (r->state == UDSP_RS_CONNECTING || r->state == UDSP_RS_SEND)
 			udsp_relay_set_state(r, UDSP_RS_SEND, "head sent");
-		arm(r, r->vhd->conf.head_ms);
+		/* the head timeout runs from the end of the request */
+		arm(r, r->body == UDSP_BODY_NONE ? r->vhd->conf.head_ms :
+						   r->vhd->conf.idle_ms);
 		if (r->body == UDSP_BODY_NONE) {
 			r->body_out_done = 1;
 			if (r->state == UDSP_RS_SEND)
@@ -471,7 +497,7 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 		if (udsp_buf_len(&r->q) || r->body_in_done)
 			lws_callback_on_writable(bc->wsi);
 		if (r->state == UDSP_RS_SEND)
-			arm(r, r->vhd->conf.head_ms);
+			arm(r, r->vhd->conf.idle_ms);
 		return 0;
 	}
 
@@ -709,8 +735,7 @@ send_head(struct udsp_relay *r)
 		goto bail;
 
 	if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
-		      (enum lws_write_protocol)wp) !=
-	    (int)(size_t)lws_ptr_diff(p, start))
+		      (enum lws_write_protocol)wp) < 0)
 		goto bail;
 
 	ret = 0;
