@@ -52,11 +52,12 @@ const struct udsp_hdr_rule udsp_hdr_rules[] = {
 	/*
 	 * End-to-end, listed so the choice is visible: Forwarded passes
 	 * unchanged both ways (as nginx does) rather than being rewritten;
-	 * Date and Server from the backend pass through (lws adds its own
-	 * Server unless the relay asks it not to).
+	 * Date passes both ways (clients may send it too, RFC 9110 6.6.1);
+	 * the backend's Server passes back, though lws adds its own Server
+	 * unless the relay asks it not to.
 	 */
 	{ "forwarded",		REQ | RES },
-	{ "date",		RES },
+	{ "date",		REQ | RES },
 	{ "server",		RES },
 
 	{ NULL, 0 }

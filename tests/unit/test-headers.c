@@ -96,7 +96,7 @@ static const struct fcase {
 	{ "cookie",             NULL,                     1, 1 },
 	{ "authorization",      NULL,                     1, 1 },
 	{ "Forwarded",          NULL,                     1, 1 },
-	{ "date",               NULL,                     0, 1 },
+	{ "date",               NULL,                     1, 1 },
 	{ "server",             NULL,                     0, 1 },
 	{ "Connection",         NULL,                     0, 0 },
 	{ "KEEP-ALIVE",         NULL,                     0, 0 },
