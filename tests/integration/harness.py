@@ -268,7 +268,7 @@ class Env:
     PVO_DEFAULTS = {
         "connect-timeout-ms": "2000",
         "head-timeout-ms": "5000",
-        "forward-headers": "x-request-id,x-hop",
+        "forward-headers": "x-hop,x-custom-fwd",
         "tls-verify": "0",
     }
 
@@ -317,8 +317,6 @@ class Env:
                 {"mountpoint": "/cb", "origin": "callback://lws-uds-proxy",
                  "pmo": [{"backend": b.origin("/")}]},
                 {"mountpoint": "/in", "origin": b.origin("/inside")},
-                {"mountpoint": "/dflt",
-                 "origin": "callback://lws-uds-proxy"},
             ]
         b = self.backends.get("tcp")
         if b:

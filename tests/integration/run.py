@@ -3,7 +3,8 @@
 #
 # Runs integration cases (cases.py) against a build tree:
 #   run.py --list                      names, one a line (CMake reads this)
-#   run.py --build-dir B CASE...       run the named cases (or "all")
+#   run.py --build-dir B CASE...       run the named cases, or "all", or
+#                                      "known" (cases.KNOWN: known bugs)
 # Each case gets a fresh temp dir, backends and daemon; on failure the
 # daemon's and backends' logs are printed.  UDSP_IT_DEBUG sets the daemon's
 # -d log level (default 7: err, warn, notice).
@@ -51,12 +52,16 @@ def main():
     a = ap.parse_args()
     if a.list:
         for c in cases.CASES:
-            print("%s %d" % (c.name, c.timeout))
+            print("%s %d %d" % (c.name, c.timeout, c.name in cases.KNOWN))
         return 0
     if not a.build_dir:
         ap.error("--build-dir is required")
     by_name = {c.name: c for c in cases.CASES}
-    todo = cases.CASES if a.names == ["all"] else []
+    todo = []
+    if a.names == ["all"]:
+        todo = cases.CASES
+    elif a.names == ["known"]:
+        todo = [c for c in cases.CASES if c.name in cases.KNOWN]
     if not todo:
         for n in a.names:
             if n not in by_name:
@@ -70,6 +75,10 @@ def main():
             failed += 1
     if len(todo) > 1:
         print("%d passed, %d failed" % (passed, failed))
+    for c in todo:
+        if c.name in cases.KNOWN:
+            print("note: %s is a known failure: %s" % (
+                c.name, cases.KNOWN[c.name]))
     return 1 if failed else 0
 
 
