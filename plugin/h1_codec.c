@@ -5,7 +5,6 @@
  * used both for client request bodies and backend response bodies.
  * No lws calls, no allocation: every buffer belongs to the caller.
  */
-#define UDSP_H1_CODEC_IMPL
 #include <string.h>
 #include <strings.h>
 #include <stdio.h>
