@@ -33,6 +33,8 @@ ROUTES = """
 /die-mid-chunked     chunked head, some chunks, then close (no last chunk)
 /garbage             non-HTTP bytes, then close
 /100-continue        "100 Continue", then 200 with a body
+/bighead/N           200 with an X-Big header of N bytes
+/stall-body/N        Content-Length N, N/2 bytes, then silence (60 s)
 /stats               200 JSON {connections, requests}
 A leading /inside is stripped before routing (for inside-path mounts).
 """
@@ -323,6 +325,16 @@ class Conn:
                 await self.send(b"1000\r\n" +
                         pattern(4096, 0, i * 4096) +
                         b"\r\n")
+            return False
+        if route == "bighead":
+            return await reply(200, [["Content-Type", "text/plain"],
+                                     ["X-Big", "b" * int(arg)]], b"big\n")
+        if route == "stall-body":
+            n = int(arg)
+            await self.send(head_bytes(200, [["Content-Type",
+                "application/octet-stream"],
+                ["Content-Length", str(n)]]) + pattern(n // 2))
+            await asyncio.sleep(60)
             return False
         if route == "garbage":
             await self.send(b"\x00\x01\x02 this is not http \xff\xfe"

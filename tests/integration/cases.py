@@ -219,6 +219,11 @@ DOTDOT = [
     "/jail/%2e%2e%2fecho",
     "/jail/.%2e/.%2e/echo",
     "/jail/echo/..%2f..%2f..%2fecho",
+    "/jail/%252e%252e/%252e%252e/echo",
+    # these stay inside and must reach the jail backend, so the check
+    # below is not vacuous
+    "/jail/echo/a/./b/../c",
+    "/jail/echo/%2e/x",
 ]
 
 
@@ -240,7 +245,10 @@ def t_dotdot(env, proto):
         print("%s -> %d %r" % (p, r.status, r.body[:120]))
         # lws may normalise /jail/../app/echo into /app/echo, which is the
         # /app mount and fine; only what the jail backend saw matters.
-    for req in jail.requests():
+    reqs = jail.requests()
+    print("jail backend saw %r" % [q["target"] for q in reqs])
+    check(len(reqs) >= 2, "the in-jail requests did not reach the backend")
+    for req in reqs:
         path = urllib.parse.unquote(req["target"].partition("?")[0])
         norm = posixpath.normpath(path)
         check(norm == "/inside" or norm.startswith("/inside/"),
@@ -725,6 +733,27 @@ def t_502(env, proto):
     r = env.curl(proto, "/app/status/1000")
     check(r.status == 502 or r.rc != 0,
           "status 1000 from the backend passed as %r", r)
+
+
+@case("max-header-502", pvo={"max-header-kb": "8"})
+def t_max_header(env, proto):
+    r = env.curl(proto, "/app/bighead/2000")
+    eq((r.rc, r.status), (0, 200), "2000-byte header under an 8 KiB limit")
+    eq(r.h("x-big"), "b" * 2000, "X-Big value")
+    r = env.curl(proto, "/app/bighead/16000")
+    eq(r.rc, 0, "curl exit code (%s)" % r.err[-300:])
+    eq(r.status, 502, "backend head over max-header-kb")
+
+
+@case("idle-timeout", pvo={"idle-timeout-ms": "1000"})
+def t_idle(env, proto):
+    """A backend that stops mid-body: the client must see an incomplete
+    transfer once idle-timeout-ms passes, not a hang or a clean end."""
+    r = env.curl(proto, "/app/stall-body/100000", timeout=20)
+    print("stalled body: curl rc %d, %d bytes" % (r.rc, len(r.body)))
+    check(r.rc in (18, 56, 92, 16), "client did not see an incomplete "
+          "transfer: %r", r)
+    check(len(r.body) < 100000, "got all %d bytes", len(r.body))
 
 
 def t_die(env, proto, path, full):
