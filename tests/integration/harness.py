@@ -669,7 +669,12 @@ class H2Client:
                     k: (v["ended"], v["reset"], len(v["data"]))
                     for k, v in self.streams.items()})
             self.s.settimeout(left)
-            d = self.s.recv(65536)
+            try:
+                d = self.s.recv(65536)
+            except (TimeoutError, socket.timeout):
+                continue        # the deadline check above reports it
+            except OSError as e:
+                raise Failure("h2 connection error %s" % e)
             if not d:
                 self.closed = True
                 continue
