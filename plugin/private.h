@@ -40,6 +40,8 @@ struct udsp_conf {
 	const char	*fwd_headers;	/* borrowed: pvo, vhost lifetime */
 	const char	*trusted;	/* borrowed: pvo, vhost lifetime */
 	const char	*tls_ca;	/* borrowed: pvo, vhost lifetime */
+	const char	*spill_dir;	/* borrowed: pvo, vhost lifetime */
+	uint64_t	max_body;	/* request body limit, 0: none */
 	int		tls_verify;
 };
 
@@ -120,6 +122,19 @@ enum udsp_body {
 struct udsp_buf {
 	uint8_t		*base;	/* owned: headroom + cap + tailroom */
 	size_t		cap, head, tail;
+	size_t		lim;	/* cap may grow to this, never past */
+};
+
+/*
+ * Request body overflow for h2 clients: lws 4.1.6 cannot pause an h2
+ * stream or its connection (lws_rx_flow_control() returns early for h2,
+ * and the stream window is replenished as DATA arrives), so what a slow
+ * backend cannot take yet goes to an unlinked temporary file, as nginx
+ * does with client_body_temp_path, and memory stays bounded.
+ */
+struct udsp_spill {
+	int		fd;	/* owned; -1 when unused */
+	uint64_t	wr, rd;	/* file offsets */
 };
 
 struct udsp_relay {
@@ -140,6 +155,7 @@ struct udsp_relay {
 	uint64_t		body_sent;	/* bytes of body to backend */
 	struct udsp_chunk_dec	cdec;
 	struct udsp_buf		q;		/* client -> backend */
+	struct udsp_spill	spill;		/* h2 overflow of q */
 	int			method;		/* LWSHUMETH_*, or -1 */
 
 	/* response */
@@ -163,6 +179,8 @@ struct udsp_relay {
 	unsigned int		close_after:1;	/* h1: can't keep-alive */
 	unsigned int		retried:1;
 	unsigned int		want_final:1;	/* need FINAL write on h2 */
+	unsigned int		immortal:1;	/* h2 stream exempt from lws
+						 * timeouts (keep_client()) */
 };
 
 struct udsp_pss {

@@ -103,6 +103,7 @@ conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 	c->max_header = (size_t)hkb * 1024;
 	c->tls_verify = !!v;
 	c->tls_ca = pvo_get(pvo, "tls-ca");
+	c->spill_dir = pvo_get(pvo, "spill-dir");
 	c->trusted = pvo_get(pvo, "trusted-proxies");
 	c->fwd_headers = pvo_get(pvo, "forward-headers");
 

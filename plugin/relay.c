@@ -6,12 +6,16 @@
  * the request's timeouts and its single exit to an error page or abort.
  * Backend sockets and TLS are bconn.c's; header policy is headers.c's.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "private.h"
 #include "headers.h"
 
 #include <stdlib.h>
 #include <strings.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define UDSP_WRITE_MAX 16384	/* one DATA frame / one h1 write */
 
@@ -39,6 +43,7 @@ udsp_buf_init(struct udsp_buf *b, size_t cap)
 	if (!b->base)
 		return -1;
 	b->cap = cap;
+	b->lim = 4 * cap;
 	b->head = b->tail = UDSP_HEADROOM;
 
 	return 0;
@@ -72,7 +77,7 @@ udsp_buf_reserve(struct udsp_buf *b, size_t len)
 
 	if (b->tail + len > UDSP_HEADROOM + b->cap) {
 		ncap = used + len;
-		if (ncap > 4 * 1024 * 1024 && ncap > 4 * b->cap)
+		if (ncap > b->lim)
 			return NULL;
 		nb = realloc(b->base, UDSP_HEADROOM + ncap + UDSP_TAILROOM);
 		if (!nb)
@@ -137,6 +142,30 @@ arm(struct udsp_relay *r, unsigned int ms)
 {
 	lws_sul_schedule(r->vhd->cx, 0, &r->sul, sul_cb,
 			 (lws_usec_t)ms * LWS_US_PER_MS);
+	/*
+	 * lws arms its own timeout-secs (default 5s) on an h1 client after
+	 * LWS_CALLBACK_HTTP and on every body read, and would kill a client
+	 * still waiting on a slower backend: keep it behind ours.
+	 */
+	if (!r->h2 && r->cwsi && r->state < UDSP_RS_DONE)
+		lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				(int)(ms / 1000) + 2);
+}
+
+/*
+ * Once an h2 request is wholly received (lws stops arming body timeouts on
+ * the stream then), mark the stream "immortal": lws otherwise kills the
+ * whole connection after keepalive-timeout without frames, even while this
+ * stream waits on a slow backend.  The relay's own timers bound the wait.
+ * This also releases the stream's header table, no longer needed.
+ */
+static void
+keep_client(struct udsp_relay *r)
+{
+	if (r->h2 && r->cwsi && !r->immortal) {
+		r->immortal = 1;
+		lws_http_mark_sse(r->cwsi);
+	}
 }
 
 /* ---- request side ---- */
@@ -265,6 +294,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->be = be;
 	r->id = ++vhd->next_id;
 	r->res_cl = -1;
+	r->spill.fd = -1;
 	pss->r = r;
 
 	r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0;
@@ -314,6 +344,9 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		  (int)(r->reqhead_len > 80 ? 80 : r->reqhead_len),
 		  r->reqhead);
 
+	if (r->body == UDSP_BODY_NONE)
+		keep_client(r);
+
 	udsp_relay_set_state(r, UDSP_RS_CONNECTING, "start");
 	arm(r, vhd->conf.connect_ms);
 	/* on failure this has already set up the error page */
@@ -337,6 +370,92 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	return 0;
 }
 
+static int
+spill_open(struct udsp_relay *r)
+{
+	const char *dir = r->vhd->conf.spill_dir;
+	char path[256];
+	int fd;
+
+	if (!dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		/* filesystems without O_TMPFILE: create, then unlink */
+		lws_snprintf(path, sizeof(path), "%s/udsp-body-XXXXXX", dir);
+		fd = mkstemp(path);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		lwsl_err("%s: cannot create a temporary file in %s: %s\n",
+			 UDSP_PROTOCOL_NAME, dir, strerror(errno));
+		return -1;
+	}
+	r->spill.fd = fd;
+	r->spill.wr = r->spill.rd = 0;
+
+	return 0;
+}
+
+static int
+spill_write(struct udsp_relay *r, const uint8_t *in, size_t len)
+{
+	ssize_t n;
+
+	if (r->spill.fd < 0 && spill_open(r))
+		return -1;
+	while (len) {
+		n = pwrite(r->spill.fd, in, len, (off_t)r->spill.wr);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		in += n;
+		len -= (size_t)n;
+		r->spill.wr += (uint64_t)n;
+	}
+
+	return 0;
+}
+
+static int
+spill_pending(const struct udsp_relay *r)
+{
+	return r->spill.fd >= 0 && r->spill.rd < r->spill.wr;
+}
+
+/* Move spilled body back into the (empty) queue, oldest first. */
+static int
+spill_refill(struct udsp_relay *r)
+{
+	uint64_t avail = r->spill.wr - r->spill.rd;
+	size_t want = r->q.cap < avail ? r->q.cap : (size_t)avail;
+	uint8_t *d = udsp_buf_reserve(&r->q, want);
+	ssize_t n;
+
+	if (!d)
+		return -1;
+	do
+		n = pread(r->spill.fd, d, want, (off_t)r->spill.rd);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	r->q.tail += (size_t)n;
+	r->spill.rd += (uint64_t)n;
+	if (r->spill.rd == r->spill.wr) {
+		/* caught up: reuse the file from the start */
+		r->spill.rd = r->spill.wr = 0;
+		if (ftruncate(r->spill.fd, 0))
+			return -1;
+	}
+
+	return 0;
+}
+
 static void
 client_rx_flow(struct udsp_relay *r, int on)
 {
@@ -344,15 +463,18 @@ client_rx_flow(struct udsp_relay *r, int on)
 
 	if (!r->cwsi || r->client_paused == !on)
 		return;
-	/*
-	 * lws 4.1.6 ignores rx flow control on an h2 stream (NOTES §6), so
-	 * pause the whole network connection: TCP backpressure on the
-	 * client bounds what we hold, at the price of stalling its other
-	 * streams' uploads until the backend catches up.
-	 */
-	w = r->h2 ? lws_get_network_wsi(r->cwsi) : r->cwsi;
+	if (r->h2)
+		/* lws 4.1.6 ignores this for h2: see struct udsp_spill */
+		return;
+	w = r->cwsi;
 	lws_rx_flow_control(w, on);
 	r->client_paused = !on;
+	if (!on)
+		/*
+		 * lws's body timeout (timeout-secs) would kill a client we
+		 * paused ourselves; the relay's idle timer guards instead.
+		 */
+		lws_set_timeout(w, NO_PENDING_TIMEOUT, 0);
 }
 
 static void
@@ -396,7 +518,14 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 		break;
 
 	default:
-		if (udsp_buf_append(&r->q, in, len))
+		if (r->h2 && (spill_pending(r) ||
+			      udsp_buf_len(&r->q) + len > r->q.cap)) {
+			if (spill_write(r, in, len)) {
+				udsp_relay_fail(r, UDSP_E_INTERNAL,
+						"cannot spill request body");
+				return 0;
+			}
+		} else if (udsp_buf_append(&r->q, in, len))
 			goto oom;
 		if (r->body == UDSP_BODY_CL) {
 			r->body_remain -= (int64_t)len;
@@ -422,6 +551,7 @@ udsp_relay_client_body_done(struct udsp_relay *r)
 {
 	if (r->body != UDSP_BODY_NONE)
 		r->body_in_done = 1;
+	keep_client(r);
 	wake_backend(r);
 
 	return 0;
@@ -444,6 +574,16 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 
 	if (r->state >= UDSP_RS_DONE)
 		return 0;
+
+	/*
+	 * lws queues whatever the socket did not take and still calls us
+	 * back; writing more then would grow that queue without bound
+	 * behind a slow backend.  Wait for it to drain.
+	 */
+	if (lws_partial_buffered(bc->wsi)) {
+		lws_callback_on_writable(bc->wsi);
+		return 0;
+	}
 
 	if (r->reqhead_sent < r->reqhead_len) {
 		if (udsp_bconn_write(bc, (const uint8_t *)r->reqhead +
@@ -471,6 +611,11 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 	if (r->body_out_done)
 		return 0;
 
+	if (!udsp_buf_len(&r->q) && spill_pending(r) && spill_refill(r)) {
+		udsp_relay_fail(r, UDSP_E_INTERNAL, "spill read");
+		return -1;
+	}
+
 	n = udsp_buf_len(&r->q);
 	if (n) {
 		if (n > UDSP_WRITE_MAX)
@@ -494,7 +639,7 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 		r->body_sent += n;
 		if (r->client_paused && udsp_buf_len(&r->q) <= r->q.cap / 4)
 			client_rx_flow(r, 1);
-		if (udsp_buf_len(&r->q) || r->body_in_done)
+		if (udsp_buf_len(&r->q) || spill_pending(r) || r->body_in_done)
 			lws_callback_on_writable(bc->wsi);
 		if (r->state == UDSP_RS_SEND)
 			arm(r, r->vhd->conf.idle_ms);
@@ -814,6 +959,11 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 	}
 
 	n = udsp_buf_len(&r->o);
+	if (n && lws_partial_buffered(r->h2 ? lws_get_network_wsi(wsi) : wsi)) {
+		/* as for the backend: don't stack writes on lws's queue */
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
 	if (n) {
 		if (n > UDSP_WRITE_MAX)
 			n = UDSP_WRITE_MAX;
@@ -899,6 +1049,8 @@ relay_free(struct udsp_relay *r)
 	free(r->hbuf);
 	udsp_buf_free(&r->o);
 	udsp_buf_free(&r->q);
+	if (r->spill.fd >= 0)
+		close(r->spill.fd);
 	free(r);
 }
 
