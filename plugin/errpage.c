@@ -98,13 +98,8 @@ udsp_errpage_send(struct udsp_relay *r)
 		return -1;
 
 done:
-	udsp_relay_set_state(r, UDSP_RS_DONE, "error page sent");
-	if (!r->h2 && (r->close_after ||
-		       (r->body != UDSP_BODY_NONE && !r->body_in_done)))
-		return -1;
-	/* may free r */
-	if (lws_http_transaction_completed(wsi))
-		return -1;
+	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->body_in_done)
+		r->close_after = 1;
 
-	return 0;
+	return udsp_relay_finish(r);
 }

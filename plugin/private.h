@@ -179,6 +179,7 @@ struct udsp_relay {
 	unsigned int		close_after:1;	/* h1: can't keep-alive */
 	unsigned int		retried:1;
 	unsigned int		want_final:1;	/* need FINAL write on h2 */
+	unsigned int		finish_pending:1; /* h2: wait for the flush */
 	unsigned int		immortal:1;	/* h2 stream exempt from lws
 						 * timeouts (keep_client()) */
 };
@@ -198,6 +199,8 @@ int
 udsp_relay_client_body_done(struct udsp_relay *r);
 int
 udsp_relay_client_writeable(struct udsp_relay *r);
+int
+udsp_relay_finish(struct udsp_relay *r);
 void
 udsp_relay_client_gone(struct udsp_relay *r);
 void

@@ -893,13 +893,28 @@ bail:
 	return ret;
 }
 
-/* Returns what the lws callback must return. */
-static int
-finish(struct udsp_relay *r)
+/*
+ * Returns what the lws callback must return.  Called right after the
+ * write that ended the message (or from the WRITEABLE after it).
+ */
+int
+udsp_relay_finish(struct udsp_relay *r)
 {
 	struct lws *wsi = r->cwsi;
 	int close_after = r->close_after ||
 			  (!r->body_in_done && r->body != UDSP_BODY_NONE);
+
+	/*
+	 * lws 4.1.6 drops POLLOUT on the h2 connection when the stream that
+	 * just left part of its last frame in the connection's queue
+	 * closes, and that tail is then never sent.  Keep the stream until
+	 * lws has flushed the queue and calls it back.
+	 */
+	if (r->h2 && lws_partial_buffered(lws_get_network_wsi(wsi))) {
+		r->finish_pending = 1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
 
 	udsp_relay_set_state(r, UDSP_RS_DONE, "complete");
 	lws_sul_cancel(&r->sul);
@@ -923,6 +938,9 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 	uint8_t *p;
 	char hdr[24];
 	int last;
+
+	if (r->finish_pending)
+		return udsp_relay_finish(r);
 
 	switch (r->state) {
 	case UDSP_RS_FAILED:
@@ -951,7 +969,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		r->head_sent = 1;
 		if (r->no_body_out) {
 			r->final_sent = 1;
-			return finish(r);
+			return udsp_relay_finish(r);
 		}
 		if (udsp_buf_len(&r->o) || r->res_done)
 			lws_callback_on_writable(wsi);
@@ -1005,7 +1023,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		udsp_buf_consume(&r->o, n);
 		if (last) {
 			r->final_sent = 1;
-			return finish(r);
+			return udsp_relay_finish(r);
 		}
 		if (r->bc && r->bc->paused &&
 		    udsp_buf_len(&r->o) <= r->o.cap / 4)
@@ -1035,7 +1053,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 			return -1;
 	}
 
-	return finish(r);
+	return udsp_relay_finish(r);
 }
 
 /* ---- teardown and failure ---- */
