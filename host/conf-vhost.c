@@ -332,6 +332,16 @@ need(struct udsp_hc_pc *pc, struct vb *vb, const char *name, const char *why)
 }
 
 /* the per-vhost pvo that enables a protocol, created if missing */
+static const struct lws_protocol_vhost_options *
+pvo_get_opt(const struct lws_protocol_vhost_options *pvo, const char *name)
+{
+	for (; pvo; pvo = pvo->next)
+		if (!strcmp(pvo->name, name))
+			return pvo;
+
+	return NULL;
+}
+
 static struct lws_protocol_vhost_options *
 vhost_pvo(struct udsp_hc_pc *pc, struct vb *vb, const char *name)
 {
@@ -486,8 +496,19 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 		if (!strcmp(m->origin, UDSP_PROXY_PROTOCOL)) {
 			backend = pvo_get(m->cgienv, "backend");
 			if (!backend) {
+				/* else the vhost-wide default must exist */
+				const struct lws_protocol_vhost_options *pv =
+					pvo_get_opt(vb->vh->info.pvo,
+						    UDSP_PROXY_PROTOCOL);
+
+				backend = pv ? pvo_get(pv->options,
+						       "backend") : NULL;
+			}
+			if (!backend) {
 				perr(pc, "mount '%s' on %s needs a pmo "
-					 "\"backend\"", m->mountpoint,
+					 "\"backend\" or a \"backend\" "
+					 "option of %s in ws-protocols",
+					 m->mountpoint, UDSP_PROXY_PROTOCOL,
 					 UDSP_PROXY_PROTOCOL);
 				return;
 			}

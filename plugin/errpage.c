@@ -12,6 +12,7 @@ title(int status)
 {
 	switch (status) {
 	case 400: return "Bad Request";
+	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -25,6 +26,7 @@ explain(int status)
 {
 	switch (status) {
 	case 400: return "The request could not be understood.";
+	case 411: return "A request body needs a Content-Length here.";
 	case 413: return "The request body is too large.";
 	case 502: return "The application server sent an invalid response.";
 	case 503: return "The application server is not running or is "

@@ -107,6 +107,7 @@ enum udsp_err {
 	UDSP_E_CONFIG,		/* 500 */
 	UDSP_E_BAD_REQUEST,	/* 400 */
 	UDSP_E_TOO_LARGE,	/* 413 */
+	UDSP_E_LENGTH_REQUIRED,	/* 411 */
 	UDSP_E_INTERNAL,	/* 500 */
 };
 

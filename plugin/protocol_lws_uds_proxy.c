@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <ctype.h>
+#include <strings.h>
 
 /* Custom request headers forwarded on h1 unless "forward-headers" adds
  * more: lws 4.1.6 can fetch unknown headers by name but not list them. */
@@ -60,6 +61,10 @@ add_fwd(struct udsp_vhd *vhd, const char *name, size_t len)
 
 	if (!len || len > 64)
 		return 0;
+	for (i = 0; i < (size_t)vhd->nfwd; i++)
+		if (strlen(vhd->fwd[i]) == len + 1 &&
+		    !strncasecmp(vhd->fwd[i], name, len))
+			return 0;	/* already listed */
 	n = realloc(vhd->fwd, sizeof(*n) * (size_t)(vhd->nfwd + 1));
 	if (!n)
 		return -1;

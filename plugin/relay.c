@@ -234,10 +234,13 @@ classify_body(struct udsp_relay *r)
 	case LWSHUMETH_POST:
 	case LWSHUMETH_PUT:
 	case LWSHUMETH_PATCH:
-		if (r->h2) {
-			r->body = UDSP_BODY_STREAM;
-			return 0;
-		}
+		if (r->h2)
+			/*
+			 * lws 4.1.6 never reports the end (END_STREAM) of an
+			 * h2 body that came without content-length, so such
+			 * a body could not be completed onward.
+			 */
+			return -2;
 		/*
 		 * h1 without CL or TE has no body (RFC 9112 6.3), but lws
 		 * 4.1.6 assumes a 100MB one for these methods, so the
@@ -259,6 +262,16 @@ res_body_cb(void *user, const char *data, size_t len)
 	struct udsp_relay *r = (struct udsp_relay *)user;
 
 	return udsp_buf_append(&r->o, (const uint8_t *)data, len);
+}
+
+/* As lws decides it: anything but "HTTP/1.1" on h1 is treated as 1.0 */
+static int
+is_http10(struct lws *wsi)
+{
+	char v[16];
+
+	return !(lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP) >= 8 &&
+		 v[5] == '1' && v[7] == '1');
 }
 
 static int
@@ -298,7 +311,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	pss->r = r;
 
 	r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0;
-	r->http10 = !r->h2 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP1_0) > 0;
+	r->http10 = !r->h2 && is_http10(wsi);
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 	r->head_req = r->method == LWSHUMETH_HEAD;
 	if (r->http10)
@@ -314,7 +327,14 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		return 0;
 	}
 
-	if (classify_body(r)) {
+	switch (classify_body(r)) {
+	case 0:
+		break;
+	case -2:
+		udsp_relay_fail(r, UDSP_E_LENGTH_REQUIRED,
+				"h2 request body without content-length");
+		return 0;
+	default:
 		r->close_after = 1;
 		udsp_relay_fail(r, UDSP_E_BAD_REQUEST, "bad request framing");
 		return 0;
@@ -456,6 +476,29 @@ spill_refill(struct udsp_relay *r)
 	return 0;
 }
 
+/*
+ * lws 4.1.6 replenishes an h2 stream's receive window only when its own
+ * estimate falls to the size of the piece just read, which, with DATA
+ * frames arriving split across reads, can leave the client with no window
+ * and the upload stalled (seen about one run in ten).  Top it up
+ * ourselves; the body goes to the queue or the spill file, so a generous
+ * window costs no memory.
+ */
+#define UDSP_H2_WINDOW 262144
+
+static void
+h2_keep_window_open(struct udsp_relay *r)
+{
+	int est;
+
+	if (!r->cwsi)
+		return;
+	est = lws_h2_get_peer_txcredit_estimate(r->cwsi);
+	if (est < UDSP_H2_WINDOW / 2)
+		lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
+					    UDSP_H2_WINDOW - est);
+}
+
 static void
 client_rx_flow(struct udsp_relay *r, int on)
 {
@@ -537,6 +580,8 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 
 	if (udsp_buf_len(&r->q) >= r->q.cap / 2 + r->q.cap / 4)
 		client_rx_flow(r, 0);
+	if (r->h2)
+		h2_keep_window_open(r);
 	wake_backend(r);
 
 	return 0;
@@ -947,10 +992,30 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		return udsp_errpage_send(r);
 	case UDSP_RS_ABORTED:
 		/*
-		 * Head already out: end the stream abnormally (h1: close
-		 * without the final chunk; h2: RST_STREAM) so the client
-		 * can't mistake a truncated body for a complete one.
+		 * Head already out: end the stream abnormally so the client
+		 * can't mistake a truncated body for a complete one.  h1:
+		 * close without the final chunk.  h2: lws 4.1.6 closes a
+		 * stream wsi without RST_STREAM and has no API to send one,
+		 * so with a declared content-length end the stream short
+		 * (RFC 9113 8.1.1 makes that a malformed response, which
+		 * clients report), and without one close the connection.
 		 */
+		if (r->h2 && r->res_cl > 0 && !r->final_sent) {
+			uint8_t fin[LWS_PRE + 1];
+
+			r->final_sent = 1;
+			lws_write(wsi, fin + LWS_PRE, 0, LWS_WRITE_HTTP_FINAL);
+		} else if (r->h2) {
+			/*
+			 * Keep the stream: closing it now would make lws
+			 * re-arm the connection's keepalive timer over this
+			 * kill.  The connection takes the stream with it.
+			 */
+			lws_set_timeout(lws_get_network_wsi(wsi),
+					PENDING_TIMEOUT_KILLED_BY_PARENT,
+					LWS_TO_KILL_ASYNC);
+			return 0;
+		}
 		return -1;
 	case UDSP_RS_DONE:
 		return 0;
@@ -1099,6 +1164,8 @@ udsp_err_status(enum udsp_err e)
 		return 400;
 	case UDSP_E_TOO_LARGE:
 		return 413;
+	case UDSP_E_LENGTH_REQUIRED:
+		return 411;
 	default:
 		return 500;
 	}
