@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <stdarg.h>
+#include <strings.h>
 
 struct sbuf {
 	char	*p;	/* owned; LWS_PRE headroom in front of p */
@@ -223,6 +224,9 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	/* X-Forwarded-*: a client's XFF is trusted only from listed peers */
 	peer[0] = '\0';
 	lws_get_peer_simple(nwsi, peer, sizeof(peer));
+	/* dual-stack listeners see IPv4 clients as ::ffff:a.b.c.d */
+	if (!strncasecmp(peer, "::ffff:", 7) && strchr(peer + 7, '.'))
+		memmove(peer, peer + 7, strlen(peer + 7) + 1);
 	if (peer[0]) {
 		const char *prior = NULL;
 		int pl = 0;
