@@ -82,6 +82,7 @@ udsp_errpage_send(struct udsp_relay *r)
 			      LWS_WRITE_HTTP_HEADERS) < 0)
 			return -1;
 		r->head_sent = 1;
+		r->status_sent = status;
 		if (r->head_req) {
 			/* HEAD: no body; on h2 end the stream with an empty
 			 * DATA frame */
@@ -98,6 +99,7 @@ udsp_errpage_send(struct udsp_relay *r)
 	n = page(status, (char *)start, sizeof(buf) - LWS_PRE - 1);
 	if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP_FINAL) < 0)
 		return -1;
+	r->bytes_out += (uint64_t)n;
 
 done:
 	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->body_in_done)

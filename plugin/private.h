@@ -66,6 +66,7 @@ struct udsp_vhd {
 	unsigned long			next_id;
 	char				**fwd;		/* owned: lower "x:" */
 	int				nfwd;
+	int				alog_fd;	/* owned; -1: none */
 };
 
 struct udsp_relay;
@@ -164,6 +165,10 @@ struct udsp_relay {
 	char			*hbuf;		/* owned: res header block */
 	struct udsp_buf		o;		/* backend -> client */
 	int64_t			res_cl;		/* -1 none */
+	uint64_t		bytes_out;	/* body bytes to the client */
+	int			status_sent;	/* for the access log */
+	char			*alog_pre;	/* owned: access log line... */
+	char			*alog_post;	/* owned: ...around status */
 
 	unsigned int		h2:1;
 	unsigned int		http10:1;
@@ -234,6 +239,18 @@ udsp_pool_destroy(struct udsp_vhd *vhd);
 /* reqhead.c: request head from the client's headers */
 int
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder);
+const char *
+udsp_req_method(struct udsp_relay *r, char *buf, size_t len);
+void
+udsp_reqhead_alog(struct udsp_relay *r);
+
+/* accesslog.c */
+int
+udsp_alog_open(struct udsp_vhd *vhd, const char *path);
+void
+udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target);
+void
+udsp_alog_end(struct udsp_relay *r, int status);
 
 /* errpage.c */
 int

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <ctype.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* Custom request headers forwarded on h1 unless "forward-headers" adds
  * more: lws 4.1.6 can fetch unknown headers by name but not list them. */
@@ -126,6 +127,10 @@ conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 			return -1;
 	}
 
+	s = pvo_get(pvo, "access-log");
+	if (s && *s && udsp_alog_open(vhd, s))
+		return -1;
+
 	s = pvo_get(pvo, "backend");
 	if (s) {
 		vhd->def = udsp_backend_lookup(vhd, s);
@@ -195,6 +200,9 @@ vhd_destroy(struct udsp_vhd *vhd)
 	if (vhd->ssl_ctx)
 		SSL_CTX_free(vhd->ssl_ctx);
 	vhd->ssl_ctx = NULL;
+	if (vhd->alog_fd >= 0)
+		close(vhd->alog_fd);
+	vhd->alog_fd = -1;
 }
 
 static int
@@ -213,6 +221,7 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!vhd)
 			return -1;
 		vhd->cx = lws_get_context(wsi);
+		vhd->alog_fd = -1;
 		vhd->vh = lws_get_vhost(wsi);
 		vhd->prot = lws_get_protocol(wsi);
 		if (conf_init(vhd, (const struct lws_protocol_vhost_options *)in)) {

@@ -316,6 +316,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->head_req = r->method == LWSHUMETH_HEAD;
 	if (r->http10)
 		r->close_after = 1;
+	udsp_reqhead_alog(r);
 
 	if (udsp_buf_init(&r->o, vhd->conf.max_buffer)) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
@@ -1032,6 +1033,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 			return -1;
 		}
 		r->head_sent = 1;
+		r->status_sent = r->res.status;
 		if (r->no_body_out) {
 			r->final_sent = 1;
 			return udsp_relay_finish(r);
@@ -1086,6 +1088,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 			return -1;
 
 		udsp_buf_consume(&r->o, n);
+		r->bytes_out += n;
 		if (last) {
 			r->final_sent = 1;
 			return udsp_relay_finish(r);
@@ -1126,6 +1129,8 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 static void
 relay_free(struct udsp_relay *r)
 {
+	/* 499: the client went away before any response (as nginx) */
+	udsp_alog_end(r, r->status_sent ? r->status_sent : 499);
 	lws_sul_cancel(&r->sul);
 	if (r->reqhead)
 		free(r->reqhead - LWS_PRE);

@@ -115,6 +115,76 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 	return 0;
 }
 
+/* The request's method name into buf, or NULL for CONNECT / unknown. */
+const char *
+udsp_req_method(struct udsp_relay *r, char *buf, size_t len)
+{
+	const char *m = NULL;
+
+	if (r->h2) {
+		if (lws_hdr_copy(r->cwsi, buf, (int)len,
+				 WSI_TOKEN_HTTP_COLON_METHOD) > 0)
+			m = buf;
+	} else if (r->method >= 0 && r->method < (int)LWS_ARRAY_SIZE(methods))
+		m = methods[r->method];
+	if (!m || !udsp_hdr_name_ok(m, strlen(m)) || !strcmp(m, "CONNECT"))
+		return NULL;
+
+	return m;
+}
+
+/* Query fragments as lws decoded them, into argbuf / args; returns count */
+static int
+get_args(struct lws *wsi, char **argbuf, const char **args, int max)
+{
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS), f, cap,
+	    nargs = 0;
+	size_t used = 0;
+
+	*argbuf = NULL;
+	if (n <= 0)
+		return 0;
+	cap = n + max * 2;
+	*argbuf = malloc((size_t)cap);
+	if (!*argbuf)
+		return -1;
+	for (f = 0; f < max; f++) {
+		n = lws_hdr_copy_fragment(wsi, *argbuf + used,
+					  (int)((size_t)cap - used),
+					  WSI_TOKEN_HTTP_URI_ARGS, f);
+		if (n < 0)
+			break;
+		args[nargs++] = *argbuf + used;
+		used += (size_t)n + 1;
+	}
+
+	return nargs;
+}
+
+/*
+ * Start the access log line (if logging) from the client's own view of
+ * the request: full path and query, re-encoded.
+ */
+void
+udsp_reqhead_alog(struct udsp_relay *r)
+{
+	char mbuf[32], *argbuf, *uri, target[2048];
+	const char *method = udsp_req_method(r, mbuf, sizeof(mbuf)), *args[64];
+	int nargs, ulen;
+
+	if (r->vhd->alog_fd < 0)
+		return;
+	if (lws_http_get_uri_and_method(r->cwsi, &uri, &ulen) < 0)
+		uri = NULL;
+	nargs = get_args(r->cwsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args));
+	if (nargs < 0 || !uri ||
+	    udsp_target_build(target, sizeof(target), "/", uri, args,
+			      nargs) < 0)
+		lws_snprintf(target, sizeof(target), "-");
+	free(argbuf);
+	udsp_alog_begin(r, method ? method : "-", target);
+}
+
 int
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
@@ -123,39 +193,18 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	char conn[256], tmp[4096], host[256], peer[64], xff[512], mbuf[32];
 	const char *method = NULL, *name, *args[64];
 	char *argbuf = NULL, *target = NULL;
-	size_t conn_len = 0, nl, ab_len = 0;
+	size_t conn_len = 0, nl;
 	int n, t, nargs = 0, hl, ret = -1;
 	struct sbuf b = { 0 };
 
-	/* method */
-	if (r->h2) {
-		if (lws_hdr_copy(wsi, mbuf, sizeof(mbuf),
-				 WSI_TOKEN_HTTP_COLON_METHOD) > 0)
-			method = mbuf;
-	} else if (r->method >= 0 && r->method < (int)LWS_ARRAY_SIZE(methods))
-		method = methods[r->method];
-	if (!method || !udsp_hdr_name_ok(method, strlen(method)) ||
-	    !strcmp(method, "CONNECT"))
+	method = udsp_req_method(r, mbuf, sizeof(mbuf));
+	if (!method)
 		return -1;
 
 	/* query fragments, decoded by lws; re-encoded by udsp_target_build */
-	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-	if (n > 0) {
-		int f, cap = n + 64 * 2;
-
-		argbuf = malloc((size_t)cap);
-		if (!argbuf)
-			return -1;
-		for (f = 0; f < (int)LWS_ARRAY_SIZE(args); f++) {
-			n = lws_hdr_copy_fragment(wsi, argbuf + ab_len,
-					(int)((size_t)cap - ab_len),
-					WSI_TOKEN_HTTP_URI_ARGS, f);
-			if (n < 0)
-				break;
-			args[nargs++] = argbuf + ab_len;
-			ab_len += (size_t)n + 1;
-		}
-	}
+	nargs = get_args(wsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args));
+	if (nargs < 0)
+		return -1;
 
 	target = malloc(UDSP_INSIDE_MAX + 3 * 8192);
 	if (!target)
