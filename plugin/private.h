@@ -145,6 +145,10 @@ struct udsp_relay {
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
 	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
 	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */
+	lws_usec_t		deadline;	/* of the current timeout */
+	lws_usec_t		sul_at;		/* when sul is scheduled */
+	lws_usec_t		lws_to_set, lws_to_until; /* lws's timeout */
+	enum udsp_rstate	lws_to_state;	/* ...set in this state */
 	unsigned long		id;
 	enum udsp_rstate	state;
 	enum udsp_err		err;
@@ -186,7 +190,8 @@ struct udsp_relay {
 	unsigned int		retried:1;
 	unsigned int		want_final:1;	/* need FINAL write on h2 */
 	unsigned int		finish_pending:1; /* h2: wait for the flush */
-	unsigned int		immortal:1;	/* h2 stream exempt from lws
+	unsigned int		immortal:1;
+	unsigned int		sul_armed:1;	/* h2 stream exempt from lws
 						 * timeouts (keep_client()) */
 };
 

@@ -119,6 +119,15 @@ static void
 sul_cb(lws_sorted_usec_list_t *sul)
 {
 	struct udsp_relay *r = lws_container_of(sul, struct udsp_relay, sul);
+	lws_usec_t now = lws_now_usecs();
+
+	/* arm() only moves the deadline; catch up with it here */
+	if (now < r->deadline) {
+		lws_sul_schedule(r->vhd->cx, 0, &r->sul, sul_cb,
+				 r->deadline - now);
+		return;
+	}
+	r->sul_armed = 0;
 
 	switch (r->state) {
 	case UDSP_RS_CONNECTING:
@@ -138,18 +147,48 @@ sul_cb(lws_sorted_usec_list_t *sul)
 }
 
 static void
+disarm(struct udsp_relay *r)
+{
+	lws_sul_cancel(&r->sul);
+	r->sul_armed = 0;
+}
+
+/*
+ * (Re)start the relay's timer: ms from now.  Called on every bit of
+ * progress, so it must be cheap: it only moves r->deadline, and the
+ * scheduler (a sorted list insert) is touched only when the deadline comes
+ * sooner than what is scheduled; sul_cb() catches up with later ones.
+ */
+static void
 arm(struct udsp_relay *r, unsigned int ms)
 {
-	lws_sul_schedule(r->vhd->cx, 0, &r->sul, sul_cb,
-			 (lws_usec_t)ms * LWS_US_PER_MS);
+	lws_usec_t now = lws_now_usecs();
+	int secs;
+
+	r->deadline = now + (lws_usec_t)ms * LWS_US_PER_MS;
+	if (!r->sul_armed || r->deadline < r->sul_at) {
+		lws_sul_schedule(r->vhd->cx, 0, &r->sul, sul_cb,
+				 r->deadline - now);
+		r->sul_armed = 1;
+		r->sul_at = r->deadline;
+	}
+
 	/*
 	 * lws arms its own timeout-secs (default 5s) on an h1 client after
 	 * LWS_CALLBACK_HTTP and on every body read, and would kill a client
-	 * still waiting on a slower backend: keep it behind ours.
+	 * still waiting on a slower backend: keep it behind ours, setting
+	 * it again at each state change and when half of it is used up.
 	 */
-	if (!r->h2 && r->cwsi && r->state < UDSP_RS_DONE)
-		lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT,
-				(int)(ms / 1000) + 2);
+	if (r->h2 || !r->cwsi || r->state >= UDSP_RS_DONE)
+		return;
+	if (r->lws_to_state == r->state &&
+	    now + (r->lws_to_until - r->lws_to_set) / 2 < r->lws_to_until)
+		return;
+	secs = (int)(ms / 1000) + 2;
+	lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT, secs);
+	r->lws_to_state = r->state;
+	r->lws_to_set = now;
+	r->lws_to_until = now + (lws_usec_t)secs * LWS_US_PER_SEC;
 }
 
 /*
@@ -767,7 +806,7 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 			    r->body_out_done && !bc->dead;
 
 		r->res_done = 1;
-		lws_sul_cancel(&r->sul);
+		disarm(r);
 		if (r->cwsi)
 			lws_callback_on_writable(r->cwsi);
 		/* the relay needs only its buffer from here on */
@@ -804,7 +843,7 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 				return;
 			}
 			r->res_done = 1;
-			lws_sul_cancel(&r->sul);
+			disarm(r);
 			if (r->cwsi)
 				lws_callback_on_writable(r->cwsi);
 			return;
@@ -963,7 +1002,7 @@ udsp_relay_finish(struct udsp_relay *r)
 	}
 
 	udsp_relay_set_state(r, UDSP_RS_DONE, "complete");
-	lws_sul_cancel(&r->sul);
+	disarm(r);
 
 	if (close_after && !r->h2)
 		return -1;
@@ -1131,7 +1170,7 @@ relay_free(struct udsp_relay *r)
 {
 	/* 499: the client went away before any response (as nginx) */
 	udsp_alog_end(r, r->status_sent ? r->status_sent : 499);
-	lws_sul_cancel(&r->sul);
+	disarm(r);
 	if (r->reqhead)
 		free(r->reqhead - LWS_PRE);
 	free(r->hbuf);
@@ -1184,7 +1223,7 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 
 	lwsl_info("%s: r%lu: %d: %s\n", __func__, r->id, udsp_err_status(e),
 		  why ? why : "");
-	lws_sul_cancel(&r->sul);
+	disarm(r);
 	if (r->bc)
 		udsp_bconn_release(r->bc, 0);
 
