@@ -6,7 +6,8 @@
 # front of the real hello-app, with only its machine-specific paths and its
 # ports replaced (SUBST below); a copy with a broken backend origin must be
 # refused naming its file; every ```json block in README.md must be an
-# excerpt of some file under lwsws-conf/.
+# excerpt of some file under lwsws-conf/, and README.md must quote
+# `lws-uds-proxyd -h` as the binary prints it.
 #
 #   test-example-configs.py --build-dir BUILD [demo|tls-h2|lwsws|readme]...
 #
@@ -424,9 +425,15 @@ def squash(s):
     return re.sub(r"\s+", "", s)
 
 
-def check_readme():
+def check_readme(daemon_bin):
     with open(README) as f:
         readme = f.read()
+    cp = subprocess.run([daemon_bin, "-h"], stdin=subprocess.DEVNULL,
+                        capture_output=True, timeout=20)
+    check(cp.returncode == 0, "%s -h: exit %d", daemon_bin, cp.returncode)
+    usage = cp.stdout.decode().replace(daemon_bin, "lws-uds-proxyd", 1)
+    check(usage in readme, "README.md does not quote `lws-uds-proxyd -h` "
+          "as it is now:\n%s", usage)
     files = {}
     for dp, _, fns in os.walk(CONF_TOP):
         for fn in fns:
@@ -485,7 +492,8 @@ def main():
         ok = False
         try:
             if name == "readme":
-                check_readme()
+                check_readme(os.path.join(build_dir, "host",
+                                          "lws-uds-proxyd"))
                 ok = True
                 continue
             check(name in EXAMPLES, "no example %r", name)
