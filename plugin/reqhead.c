@@ -101,6 +101,22 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 			break;
 		if (!udsp_hdr_value_ok(tmp, (size_t)n))
 			return 0;
+		if (!first) {
+			/*
+			 * lws keeps the separator it saw in front of later
+			 * pieces (';' between h2 cookie fields, a space on
+			 * h1); ours replaces it.
+			 */
+			int k = 0;
+
+			while (k < n && (tmp[k] == ';' || tmp[k] == ',' ||
+					 tmp[k] == ' ' || tmp[k] == '\t'))
+				k++;
+			memmove(tmp, tmp + k, (size_t)(n - k));
+			n -= k;
+			if (!n)
+				continue;
+		}
 		if (first) {
 			sb_put(b, name, nl);
 			sb_put(b, ": ", 2);
