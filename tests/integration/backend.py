@@ -35,8 +35,17 @@ ROUTES = """
 /100-continue        "100 Continue", then 200 with a body
 /bighead/N           200 with an X-Big header of N bytes
 /stall-body/N        Content-Length N, N/2 bytes, then silence (60 s)
-/stats               200 JSON {connections, requests}
+/slow-upload         reads the body at ?kbps=K KiB/s (default 8192) in
+                     small reads, after the file ?gate=NAME exists in the
+                     state dir if given; 200 JSON {length, sha256}
+/stats               200 JSON {connections, requests, open (connections
+                     open now), closed (ids of closed connections)}
+Any route, query ?drop-next=before-body|after-body: the next request on
+this connection is logged ("dropped") and the connection closed without
+an answer, before or after its body is read.  ?close-after=1: answer
+without Connection: close, then close anyway.
 A leading /inside is stripped before routing (for inside-path mounts).
+--unix @NAME listens in the abstract namespace.
 """
 
 PATTERN_PERIOD = 251  # prime, so offset errors show up in the bytes
@@ -53,6 +62,8 @@ def pattern(n, seed=0, offset=0):
 class Stats:
     connections = 0
     requests = 0
+    open = 0
+    closed = []
 
 
 class BadRequest(Exception):
@@ -87,10 +98,33 @@ def hget(headers, name):
     return ", ".join(vals) if vals else None
 
 
-async def read_body(reader, headers):
-    """Returns (length, sha256 hex) of the request body, CL or chunked."""
+class Pacer:
+    """Holds reads to `rate` bytes/s overall (sleeps until the bytes so far
+    are due), so a backend can be slower than the proxy's client."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.t0 = None
+
+    async def pace(self, total):
+        loop = asyncio.get_running_loop()
+        if self.t0 is None:
+            self.t0 = loop.time()
+        due = self.t0 + total / self.rate
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+
+
+async def read_body(reader, headers, rate=None):
+    """Returns (length, sha256 hex) of the request body, CL or chunked;
+    with rate (bytes/s), reads in small pieces no faster than that."""
     h = hashlib.sha256()
     total = 0
+    step = 1 << 16
+    pacer = None
+    if rate:
+        step = 1 << 14
+        pacer = Pacer(rate)
     te = hget(headers, "transfer-encoding")
     if te is not None:
         if te.lower() != "chunked":
@@ -104,12 +138,14 @@ async def read_body(reader, headers):
                     pass
                 break
             while size:
-                chunk = await reader.read(min(size, 1 << 16))
+                chunk = await reader.read(min(size, step))
                 if not chunk:
                     raise BadRequest("eof in chunk")
                 h.update(chunk)
                 total += len(chunk)
                 size -= len(chunk)
+                if pacer:
+                    await pacer.pace(total)
             if await reader.readexactly(2) != b"\r\n":
                 raise BadRequest("bad chunk end")
         return total, h.hexdigest()
@@ -118,12 +154,14 @@ async def read_body(reader, headers):
         return 0, h.hexdigest()
     left = int(cl)
     while left:
-        chunk = await reader.read(min(left, 1 << 16))
+        chunk = await reader.read(min(left, step))
         if not chunk:
             raise BadRequest("eof in body")
         h.update(chunk)
         total += len(chunk)
         left -= len(chunk)
+        if pacer:
+            await pacer.pace(total)
     return total, h.hexdigest()
 
 
@@ -140,22 +178,39 @@ def head_bytes(status, headers):
     return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
 
 
-def query_int(query, name, default=0):
+def query_str(query, name, default=None):
     for kv in query.split("&"):
         k, _, v = kv.partition("=")
         if k == name:
-            return int(v)
+            return v
     return default
+
+
+def query_int(query, name, default=0):
+    v = query_str(query, name)
+    return default if v is None else int(v)
+
+
+async def wait_gate(path, timeout=30.0):
+    """Polls for a file the test creates when the body may be read."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not os.path.exists(path):
+        if loop.time() > deadline:
+            raise BadRequest("gate %s never opened" % path)
+        await asyncio.sleep(0.01)
 
 
 class Conn:
     def __init__(self, reader, writer, args):
         Stats.connections += 1
+        Stats.open += 1
         self.id = Stats.connections
         self.reader = reader
         self.writer = writer
         self.args = args
         self.nreq = 0
+        self.drop_next = None
 
     def log(self, rec):
         if self.args.reqlog:
@@ -189,12 +244,25 @@ class Conn:
                 self.writer.close()
             except OSError:
                 pass
+            Stats.open -= 1
+            Stats.closed.append(self.id)
 
     async def handle(self, method, target, version, headers):
         """Serve one request; returns whether the connection stays open."""
         Stats.requests += 1
         self.nreq += 1
         path, _, query = target.partition("?")
+        if self.drop_next:
+            # a keep-alive connection the backend gave up on while the
+            # proxy held it in its pool: no answer, just the close
+            rec = {"conn": self.id, "method": method, "target": target,
+                   "headers": headers, "dropped": self.drop_next}
+            if self.drop_next == "after-body":
+                rec["body_length"], rec["body_sha256"] = \
+                    await read_body(self.reader, headers)
+            self.log(rec)
+            return False
+        self.drop_next = query_str(query, "drop-next")
         self.log({"conn": self.id, "method": method, "target": target,
               "headers": headers})
         conn_hdr = (hget(headers, "connection") or "").lower()
@@ -205,15 +273,24 @@ class Conn:
         expect = (hget(headers, "expect") or "").lower()
         if expect == "100-continue":
             await self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body_len, body_sha = await read_body(self.reader, headers)
 
         if path.startswith("/inside/") or path == "/inside":
             path = path[len("/inside"):] or "/"
         parts = path.split("/")
         route = parts[1] if len(parts) > 1 else ""
         arg = parts[2] if len(parts) > 2 else ""
+        rate = None
+        if route == "slow-upload":
+            rate = query_int(query, "kbps", 8192) * 1024
+            gate = query_str(query, "gate")
+            if gate:
+                await wait_gate(os.path.join(self.args.statedir,
+                                             os.path.basename(gate)))
+        body_len, body_sha = await read_body(self.reader, headers, rate)
+
         is_head = method == "HEAD"
         seed = query_int(query, "seed") if query else 0
+        close_after = query_int(query, "close-after") if query else 0
         ka = [] if keep else [["Connection", "close"]]
 
         async def reply(status, hdrs, body=b""):
@@ -234,13 +311,15 @@ class Conn:
                    "body_length": body_len, "body_sha256": body_sha,
                    "conn": self.id, "req_on_conn": self.nreq}
             return await reply(200, [["Content-Type",
-                "application/json"]], json.dumps(doc).encode())
+                "application/json"]], json.dumps(doc).encode()) and \
+                not close_after
         if route == "stats":
             doc = {"connections": Stats.connections,
-                   "requests": Stats.requests}
+                   "requests": Stats.requests, "open": Stats.open,
+                   "closed": Stats.closed}
             return await reply(200, [["Content-Type",
                 "application/json"]], json.dumps(doc).encode())
-        if route == "upload":
+        if route in ("upload", "slow-upload"):
             doc = {"length": body_len, "sha256": body_sha}
             return await reply(200, [["Content-Type",
                 "application/json"]], json.dumps(doc).encode())
@@ -372,7 +451,11 @@ async def main(args):
 
     ctx = make_ssl(args)
     limit = 1 << 17
-    if args.unix:
+    if args.unix and args.unix.startswith("@"):
+        server = await asyncio.start_unix_server(
+            on_conn, path="\0" + args.unix[1:], ssl=ctx, limit=limit)
+        where = args.unix + " (abstract)"
+    elif args.unix:
         # A restart reuses the path: a stale socket file from a killed
         # predecessor must not stop the bind.
         try:
@@ -420,4 +503,9 @@ if __name__ == "__main__":
     ap.add_argument("--pidfile")
     ap.add_argument("--portfile", help="write the TCP port here")
     ap.add_argument("--reqlog", help="append one JSON line per request")
-    asyncio.run(main(ap.parse_args()))
+    ap.add_argument("--statedir", help="where /slow-upload's gate files "
+                    "appear (default: the pid file's directory)")
+    a = ap.parse_args()
+    if not a.statedir:
+        a.statedir = os.path.dirname(os.path.abspath(a.pidfile or "."))
+    asyncio.run(main(a))
