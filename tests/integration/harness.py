@@ -28,6 +28,7 @@ BACKEND = os.path.join(HERE, "backend.py")
 
 sys.path.insert(0, HERE)
 from backend import pattern  # noqa: E402
+import lwsws_host  # noqa: E402
 
 
 class Failure(AssertionError):
@@ -113,6 +114,52 @@ def proc_status(pid):
     return out
 
 
+def _socket_inodes():
+    """inode -> kind for the sockets of this network namespace: "listen"
+    and "tcp" (anything else, i.e. a connection) from /proc/net/tcp{,6},
+    "unix" from /proc/net/unix."""
+    kinds = {}
+    for name in ("tcp", "tcp6"):
+        try:
+            with open("/proc/net/" + name) as f:
+                next(f)
+                for line in f:
+                    w = line.split()
+                    kinds[w[9]] = "listen" if w[3] == "0A" else "tcp"
+        except OSError:
+            pass
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            w = line.split()
+            kinds[w[6]] = "unix"
+    return kinds
+
+
+def proc_fds(pid):
+    """The open fds of pid, counted by kind: total, listen, tcp (client
+    or backend TCP connections), unix (unix sockets), deleted (paths of
+    unlinked files still open) and other."""
+    kinds = _socket_inodes()
+    out = {"total": 0, "listen": 0, "tcp": 0, "unix": 0, "other": 0,
+           "deleted": []}
+    d = "/proc/%d/fd" % pid
+    for fd in os.listdir(d):
+        try:
+            link = os.readlink(os.path.join(d, fd))
+        except OSError:
+            continue            # closed meanwhile
+        out["total"] += 1
+        if link.startswith("socket:["):
+            k = kinds.get(link[8:-1], "other")
+            out[k] += 1
+            continue
+        if link.endswith(" (deleted)"):
+            out["deleted"].append(link[:-len(" (deleted)")])
+        out["other"] += 1
+    return out
+
+
 class Proc:
     """A child process with its output in a log file."""
 
@@ -150,10 +197,14 @@ class Backend:
     def __init__(self, env, name, kind):
         self.env = env
         self.name = name
-        self.kind = kind            # unix | tcp | tls-unix | tls-tcp
+        self.kind = kind    # unix | abstract | tcp | tls-unix | tls-tcp
         self.tls = kind.startswith("tls")
-        self.unix = kind.endswith("unix")
-        self.path = os.path.join(env.dir, name + ".sock")
+        self.unix = kind.endswith("unix") or kind == "abstract"
+        if kind == "abstract":
+            # unique per case: ctest may run cases side by side
+            self.path = "@" + os.path.basename(env.dir) + "-" + name
+        else:
+            self.path = os.path.join(env.dir, name + ".sock")
         self.pidfile = os.path.join(env.dir, name + ".pid")
         self.portfile = os.path.join(env.dir, name + ".port")
         self.reqlog = os.path.join(env.dir, name + ".req.jsonl")
@@ -179,7 +230,7 @@ class Backend:
         self.proc = Proc("backend " + self.name, argv, self.log)
         if self.unix:
             wait_until(lambda: os.path.exists(self.pidfile) and
-                       can_connect_unix(self.path),
+                       can_connect_unix(self.sockaddr()),
                        "backend %s on %s" % (self.name, self.path),
                        alive=self.proc.exited)
         else:
@@ -207,6 +258,35 @@ class Backend:
     def stop(self):
         if self.proc:
             self.proc.stop()
+
+    def sockaddr(self):
+        if self.path.startswith("@"):
+            return "\0" + self.path[1:]
+        return self.path
+
+    def stats(self):
+        """GET /stats straight from the backend (not through the proxy);
+        "open" leaves out the connection asking."""
+        if self.unix:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(self.sockaddr())
+        else:
+            s = socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=10)
+        check(not self.tls, "stats() speaks plain HTTP only")
+        s.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        doc = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        doc["open"] -= 1
+        return doc
 
     def origin(self, inside="/"):
         scheme = "https" if self.tls else "http"
@@ -281,6 +361,10 @@ class Env:
                 self.daemon_bin = cand
                 break
         self.plugin_dir = os.path.join(self.build_dir, "plugins")
+        # UDSP_IT_HOST=lwsws: real lwsws hosts the plugin (lwsws_host.py)
+        self.lwsws = lwsws_host.from_environ()
+        if self.lwsws:
+            self.plugin_dir = self.lwsws.plugin_dir
         self.dir = tempfile.mkdtemp(prefix="udsp-it-%s-" % name)
         self.keep = keep
         self.debug = debug if debug is not None else int(
@@ -335,7 +419,8 @@ class Env:
         return m
 
     def start_daemon(self, mounts=None, pvo=None, vhost_extra=None):
-        check(self.daemon_bin, "no lws-uds-proxyd under %s", self.build_dir)
+        check(self.daemon_bin or self.lwsws,
+              "no lws-uds-proxyd under %s", self.build_dir)
         check(os.path.exists(os.path.join(
             self.plugin_dir, "libprotocol_lws_uds_proxy.so")),
             "no plugin in %s", self.plugin_dir)
@@ -363,14 +448,21 @@ class Env:
                "host-ssl-cert": CERT, "host-ssl-key": KEY,
                "h2-max-concurrent-streams": "128"}
         tls.update(common)
+        vhosts = [plain, tls]
+        if self.lwsws:
+            glob, vhosts = self.lwsws.conf(glob, vhosts)
         with open(os.path.join(confdir, "conf"), "w") as f:
             json.dump(glob, f, indent=2)
         with open(os.path.join(confdir, "conf.d", "it"), "w") as f:
-            json.dump({"vhosts": [plain, tls]}, f, indent=2)
+            json.dump({"vhosts": vhosts}, f, indent=2)
         self.daemon_log = os.path.join(self.dir, "daemon.log")
-        self.daemon = Proc("daemon", [self.daemon_bin, "-c", confdir,
-                                      "-d", str(self.debug)],
-                           self.daemon_log)
+        if self.lwsws:
+            self.daemon = self.lwsws.start(confdir, self.debug,
+                                           self.daemon_log)
+        else:
+            self.daemon = Proc("daemon", [self.daemon_bin, "-c", confdir,
+                                          "-d", str(self.debug)],
+                               self.daemon_log)
         wait_until(lambda: can_connect_tcp(self.http_port) and
                    can_connect_tcp(self.https_port),
                    "daemon ports %d/%d" % (self.http_port, self.https_port),
@@ -517,6 +609,56 @@ class Env:
 
     # -- health ----------------------------------------------------------
 
+    def serving_pid(self):
+        """The process that serves: lws-uds-proxyd's one child when it
+        runs as a supervisor, else the daemon itself (-s, older hosts)."""
+        pid = self.daemon.pid
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        check(len(kids) <= 1, "daemon %d has several children %r (a reload "
+              "under way?)", pid, kids)
+        return kids[0] if kids else pid
+
+    def fd_key(self):
+        """What of the daemon's fds must come back after any request: its
+        client connections (none), listeners, files and pipes, and its
+        unix sockets less those the plain unix backends count as open
+        (pooled connections are not a leak; unaccounted ones are)."""
+        f = proc_fds(self.serving_pid())
+        bopen = sum(b.stats()["open"] for b in self.backends.values()
+                    if b.unix and not b.tls and b.proc and
+                    b.proc.exited() is None)
+        return {"clients": f["tcp"], "listen": f["listen"],
+                "other": f["other"], "own-unix": f["unix"] - bopen,
+                "deleted": f["deleted"]}
+
+    def fd_baseline(self, timeout=10):
+        """fd_key() once the daemon has closed every client connection."""
+        pid = self.serving_pid()
+        wait_until(lambda: proc_fds(pid)["tcp"] == 0,
+                   "the daemon to close its client connections", timeout,
+                   alive=self.daemon.exited)
+        return self.fd_key()
+
+    def fd_settle(self, base, what, timeout=10):
+        """Poll until the daemon's fds are back to base (fd_baseline)."""
+        last = [None]
+
+        def same():
+            last[0] = self.fd_key()
+            return last[0] == base
+        try:
+            wait_until(same, "fds after " + what, timeout,
+                       alive=self.daemon.exited)
+        except Failure:
+            raise Failure("daemon fds after %s never returned to the "
+                          "baseline: now %r, baseline %r" %
+                          (what, last[0], base))
+        print("daemon fds back to baseline after %s: %r" % (what, base))
+
     def check_serving(self, path="/app/bytes/4097", protos=("h1", "h2")):
         """Every case ends here: the daemon is alive and still proxies."""
         msg = self.daemon.exited()
@@ -636,6 +778,7 @@ class H2Client:
         self.port = port
         self.closed = False
         self.goaway = None
+        self.rx_bytes = 0       # everything read off the socket
 
     def flush(self):
         d = self.c.data_to_send()
@@ -655,8 +798,68 @@ class H2Client:
         self.flush()
         return sid
 
-    def pump(self, until, timeout=30, ack=True):
-        """Read and dispatch frames until until() is true."""
+    def start(self, method, path, headers=()):
+        """Open a stream whose body follows (send_bodies)."""
+        sid = self.c.get_next_available_stream_id()
+        hs = [(":method", method), (":scheme", "https"),
+              (":authority", "127.0.0.1:%d" % self.port), (":path", path)]
+        hs += list(headers)
+        self.c.send_headers(sid, hs, end_stream=False)
+        self.streams[sid] = {"headers": [], "data": b"", "ended": False,
+                             "reset": None, "trailers": []}
+        self.flush()
+        return sid
+
+    def _window(self, sid):
+        """What may be sent on sid now (may be negative: a SETTINGS
+        frame can shrink windows already used), None once it closed."""
+        import h2.exceptions
+        try:
+            return min(self.c.local_flow_control_window(sid),
+                       self.c.max_outbound_frame_size)
+        except h2.exceptions.StreamClosedError:
+            return None
+
+    def _sendable(self, sid):
+        w = self._window(sid)
+        return w is None or w > 0
+
+    def send_bodies(self, bodies, end=True, timeout=60):
+        """Send {sid: bytes} round robin, a frame per stream per round, as
+        far as the peer's flow-control windows allow (reading frames for
+        WINDOW_UPDATEs meanwhile); end=False leaves the streams open.  A
+        stream the peer ends or resets first is left out."""
+        off = dict.fromkeys(bodies, 0)
+        todo = set(bodies)
+        deadline = time.monotonic() + timeout
+        while todo:
+            sent = False
+            for sid in sorted(todo):
+                st = self.streams[sid]
+                body = bodies[sid]
+                win = self._window(sid)
+                if st["ended"] or st["reset"] is not None or win is None:
+                    todo.discard(sid)
+                    continue
+                n = min(max(win, 0), len(body) - off[sid])
+                last = off[sid] + n == len(body)
+                if n > 0 or (last and end):
+                    self.c.send_data(sid, body[off[sid]:off[sid] + n],
+                                     end_stream=last and end)
+                    off[sid] += n
+                    sent = True
+                if last:
+                    todo.discard(sid)
+            self.flush()
+            if todo and not sent:
+                self.pump(lambda: any(self._sendable(s) for s in todo),
+                          timeout=max(deadline - time.monotonic(), 0.01))
+        return off
+
+    def pump(self, until, timeout=30, ack=True, tick=None):
+        """Read and dispatch frames until until() is true; with tick,
+        until() is asked at least every tick seconds even when nothing
+        arrives (for conditions outside this connection)."""
         import h2.events
         deadline = time.monotonic() + timeout
         while not until():
@@ -668,7 +871,7 @@ class H2Client:
                 raise Failure("h2 client timed out; streams %r" % {
                     k: (v["ended"], v["reset"], len(v["data"]))
                     for k, v in self.streams.items()})
-            self.s.settimeout(left)
+            self.s.settimeout(min(left, tick) if tick else left)
             try:
                 d = self.s.recv(65536)
             except (TimeoutError, socket.timeout):
@@ -678,6 +881,7 @@ class H2Client:
             if not d:
                 self.closed = True
                 continue
+            self.rx_bytes += len(d)
             for ev in self.c.receive_data(d):
                 st = self.streams.get(getattr(ev, "stream_id", None))
                 if isinstance(ev, h2.events.ResponseReceived):

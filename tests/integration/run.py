@@ -28,7 +28,8 @@ def run_one(c, build_dir, keep):
         for name, kind in c.backends:
             env.backend(name, kind)
         mounts = c.mounts(env) if c.mounts else None
-        env.start_daemon(mounts=mounts, pvo=c.pvo)
+        pvo = c.pvo(env) if callable(c.pvo) else c.pvo
+        env.start_daemon(mounts=mounts, pvo=pvo)
         c.fn(env, c.proto)
         env.check_serving()
         failed = False
