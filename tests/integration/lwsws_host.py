@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: MIT
+#
+# Real lwsws as the host under test (issue 3): with UDSP_IT_HOST=lwsws the
+# harness writes its config in lwsws's dialect and runs lwsws (built by
+# scripts/build-lwsws) with the plugin from UDSP_IT_PLUGIN_DIR instead of
+# lws-uds-proxyd.  This file owns that translation, the lwsws process model
+# (a root process that forks the serving one) and the cases lwsws cannot
+# pass, each with the reason from lws's source.
+#
+#   UDSP_IT_HOST=lwsws  UDSP_IT_LWSWS=.../bin/lwsws
+#   UDSP_IT_PLUGIN_DIR=.../plugins  [UDSP_IT_LWSWS_VERSION=4.1.6]
+
+import os
+import signal
+import subprocess
+import time
+
+# Cases that cannot hold under lwsws, per lws version: {case: reason},
+# the reason citing lws's source (lines of Debian's 4.1.6 / the 4.3.5 orig
+# tarball).  The ctest registration (CMakeLists.txt, "real lwsws") registers
+# them DISABLED; `lwsws_host.py --excluded VERSION` prints their names.
+_STREAMS_416 = (
+    "more than 24 concurrent h2 streams: lws's stock h2 settings allow 24 "
+    "(lib/roles/h2/ops-h2.c:75, lws_h2_stock_settings, made the context's "
+    "at :552); a vhost raises it only through info->http2_settings "
+    "(ops-h2.c:537), which lwsws's config never sets (lejp-conf.c:72-138 "
+    "has no key for it; the vhost info is zeroed at lejp-conf.c:411); the "
+    "25th stream gets GOAWAY PROTOCOL_ERROR 'Another stream not allowed' "
+    "(lib/roles/h2/http2.c:1226-1230).  lws-uds-proxyd sets it with "
+    "h2-max-concurrent-streams.")
+_STREAMS_435 = (
+    "more than 24 concurrent h2 streams: as in 4.1.6 (lib/roles/h2/"
+    "ops-h2.c:75 stock 24; only info->http2_settings raises it, ops-h2.c:582,"
+    " and lejp-conf.c has no key for it); GOAWAY at http2.c:1283.")
+_H2_BODY_435 = (
+    "h2 request body with content-length over ~16 KiB: lws 4.3.5 sends "
+    "GOAWAY PROTOCOL_ERROR 'More rx than content_length told' when a DATA "
+    "frame is parsed in more than one piece and the body left is shorter "
+    "than the whole frame (lib/roles/h2/http2.c:2202-2217 compares "
+    "rx_content_remain with the frame length, not with what is left of "
+    "it); lwsws reads in pt_serv_buf_size = 8192 pieces (lwsws/main.c:151),"
+    " so every 16 KiB frame near the end of a body trips it, whatever the "
+    "plugin does (also with the plugin's window top-up disabled).")
+EXCLUDED = {
+    "4.1.6": {
+        "h2-100-streams-h2load-h2": _STREAMS_416,
+        "h2-100-streams-distinct-h2": _STREAMS_416,
+        "h2-50-uploads-h2": _STREAMS_416,
+    },
+    "4.3.5": {
+        "h2-100-streams-h2load-h2": _STREAMS_435,
+        "h2-100-streams-distinct-h2": _STREAMS_435,
+        "h2-50-uploads-h2": _STREAMS_435,
+        "upload-cl-h2": _H2_BODY_435,
+        "slow-upload-cl-h2": _H2_BODY_435,
+        "pool-backend-closed-h2": _H2_BODY_435,
+        "client-gone-upload-h2": (
+            "unsettled: hung past 90 s once and passed once under 4.3.5 "
+            "(an h2 upload that stops half-way; see " + _H2_BODY_435[:40] +
+            "...)"),
+    },
+}
+
+# Product bugs that only lwsws shows (its libuv loop orders events unlike
+# lws-uds-proxyd's poll loop), as cases.KNOWN: registered DISABLED under
+# lwsws until fixed; delete an entry when its fix lands.
+KNOWN_LWSWS = {
+    "die-mid-body-chunked-h1": (
+        "backend sends a chunked head + 16 KiB and closes: under lwsws the "
+        "plugin often handles the backend's EOF before writing the head it "
+        "already holds and answers 502 instead of a truncated 200"),
+    "die-mid-body-chunked-h2": "as die-mid-body-chunked-h1",
+}
+
+# Vhost keys of lws-uds-proxyd that lwsws's lejp-conf.c has no path for
+# (lwsws would ignore them silently; dropping them keeps the config honest).
+DAEMON_ONLY_VHOST_KEYS = ("h2-max-concurrent-streams",)
+DAEMON_ONLY_GLOBAL_KEYS = ("max-http-header-data",)
+
+
+class Host:
+    """What the harness needs to know to run lwsws instead of the daemon."""
+
+    def __init__(self, lwsws, plugin_dir, version):
+        self.lwsws = lwsws
+        self.plugin_dir = plugin_dir
+        self.version = version
+
+    def conf(self, glob, vhosts):
+        """Daemon config -> lwsws config.  Native http(s):// origins are a
+        lws-uds-proxyd convenience: lwsws would hand them to lws's own
+        proxy (or refuse them without LWS_WITH_HTTP_PROXY), so they become
+        callback://lws-uds-proxy mounts with the origin as pmo backend."""
+        g = dict(glob["global"])
+        for k in DAEMON_ONLY_GLOBAL_KEYS:
+            g.pop(k, None)
+        out = []
+        for v in vhosts:
+            v = dict(v)
+            for k in DAEMON_ONLY_VHOST_KEYS:
+                v.pop(k, None)
+            mounts = []
+            for m in v.get("mounts", []):
+                m = dict(m)
+                o = m.get("origin", "")
+                if o.startswith(("http://", "https://")):
+                    m["origin"] = "callback://lws-uds-proxy"
+                    m["pmo"] = [{"backend": o}] + [
+                        p for p in m.get("pmo", []) if "backend" not in p]
+                mounts.append(m)
+            v["mounts"] = mounts
+            out.append(v)
+        return {"global": g}, out
+
+    def start(self, confdir, debug, log):
+        # -n: only the plugin dir from the config, not lws's own test
+        # plugins (lwsws loads every plugin in every plugin dir).
+        return LwswsProc([self.lwsws, "-n", "-c", confdir, "-d", str(debug)],
+                         log)
+
+
+def from_environ():
+    """A Host when UDSP_IT_HOST=lwsws, else None."""
+    host = os.environ.get("UDSP_IT_HOST", "daemon")
+    if host in ("", "daemon"):
+        return None
+    if host != "lwsws":
+        raise RuntimeError("UDSP_IT_HOST=%r: want daemon or lwsws" % host)
+    lwsws = os.environ.get("UDSP_IT_LWSWS", "")
+    plugins = os.environ.get("UDSP_IT_PLUGIN_DIR", "")
+    if not os.access(lwsws, os.X_OK):
+        raise RuntimeError("UDSP_IT_LWSWS=%r is not an executable" % lwsws)
+    if not os.path.exists(os.path.join(plugins,
+                                       "libprotocol_lws_uds_proxy.so")):
+        raise RuntimeError("UDSP_IT_PLUGIN_DIR=%r has no plugin" % plugins)
+    return Host(lwsws, plugins, os.environ.get("UDSP_IT_LWSWS_VERSION", ""))
+
+
+def _ppid_state(pid):
+    """(ppid, state) of pid from /proc, or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return None
+    rest = st[st.rindex(")") + 2:].split()
+    return int(rest[1]), rest[0]
+
+
+def _children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            ps = _ppid_state(int(d))
+            if ps and ps[0] == pid:
+                out.append(int(d))
+    return out
+
+
+class LwswsProc:
+    """lwsws keeps its first process as a supervisor and serves from a
+    forked child (lwsws/main.c: "We leave our original process up
+    permanently", fork() in the reload loop; there is no option not to).
+    .pid is the serving child, which the RSS and restart checks need;
+    .exited() reports either process going away."""
+
+    def __init__(self, argv, log):
+        self.name = "lwsws"
+        self.argv = argv
+        self.log = log
+        self.logf = open(log, "ab")
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                  stdout=self.logf, stderr=subprocess.STDOUT)
+        self.root = self.p.pid
+        self._child = None
+        self._forked = False
+
+    @property
+    def pid(self):
+        if self._child is None:
+            deadline = time.monotonic() + 10
+            while True:
+                kids = _children(self.root)
+                if kids:
+                    break
+                if self.p.poll() is not None or \
+                        time.monotonic() > deadline:
+                    raise RuntimeError("lwsws root %d has no serving child"
+                                       % self.root)
+                time.sleep(0.01)
+            # Only the first fork serves until a SIGHUP; the harness never
+            # sends one.
+            self._child = min(kids)
+        return self._child
+
+    def exited(self):
+        rc = self.p.poll()
+        if rc is not None:
+            return "lwsws root process exited with %s" % rc
+        if self._child is None:
+            # Before the child is known: if it dies (config or plugin
+            # failure) the root lingers on, reaping it within 2 s.
+            states = [_ppid_state(k) for k in _children(self.root)]
+            live = [ps for ps in states if ps and ps[1] != "Z"]
+            if live:
+                self._forked = True
+            elif self._forked or states:
+                return "lwsws serving process exited"
+            return None
+        ps = _ppid_state(self._child)
+        if ps is None or ps[1] == "Z":
+            return "lwsws serving process %d exited" % self._child
+        return None
+
+    def _wait_gone(self, pid, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ps = _ppid_state(pid)
+            if ps is None or ps[1] == "Z":
+                return True
+            time.sleep(0.01)
+        return False
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        # SIGINT to the child is lwsws's clean shutdown (uv signal_cb ->
+        # lws_context_destroy, so plugin teardown runs too).  The root's
+        # own SIGINT handler sleeps 2 s; it has none for SIGTERM.
+        if self.p.poll() is None:
+            kids = _children(self.root)
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGINT if sig == signal.SIGTERM
+                            else sig)
+                except ProcessLookupError:
+                    pass
+            for k in kids:
+                if not self._wait_gone(k, timeout):
+                    os.kill(k, signal.SIGKILL)
+                    self._wait_gone(k, timeout)
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.logf.close()
+        return self.p.returncode
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--excluded":
+        names = set(EXCLUDED.get(sys.argv[2], {})) | set(KNOWN_LWSWS)
+        for name in sorted(names):
+            print(name)
+        sys.exit(0)
+    sys.stderr.write("usage: lwsws_host.py --excluded VERSION\n")
+    sys.exit(2)
