@@ -31,12 +31,39 @@ unbind_relay(struct udsp_bconn *bc)
 	bc->r = NULL;
 }
 
+void
+udsp_bconn_unqueue(struct udsp_relay *r)
+{
+	if (!lws_dll2_is_detached(&r->wait))
+		lws_dll2_remove(&r->wait);
+}
+
+/*
+ * A connection slot (or an idle connection) became free: hand it to the
+ * oldest request waiting under max-conns.
+ */
+static void
+kick_queue(struct udsp_backend *be)
+{
+	struct udsp_relay *r;
+
+	if (!be->waiting.head)
+		return;
+	r = lws_container_of(be->waiting.head, struct udsp_relay, wait);
+	lws_dll2_remove(&r->wait);
+	udsp_bconn_get(r);
+}
+
 static void
 bconn_free(struct udsp_bconn *bc)
 {
+	struct udsp_backend *be = bc->be;
+
 	if (bc->ssl)
 		SSL_free(bc->ssl);	/* frees both BIOs */
 	free(bc);
+	be->nconns--;
+	kick_queue(be);
 }
 
 static void
@@ -220,6 +247,12 @@ udsp_bconn_get(struct udsp_relay *r)
 		return 0;
 	}
 
+	if (r->vhd->conf.max_conns && be->nconns >= r->vhd->conf.max_conns) {
+		/* queue: the connect timer turns a long wait into a 503 */
+		lws_dll2_add_tail(&r->wait, &be->waiting);
+		return 0;
+	}
+
 	bc = calloc(1, sizeof(*bc));
 	if (!bc) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
@@ -227,6 +260,7 @@ udsp_bconn_get(struct udsp_relay *r)
 	}
 	bc->vhd = r->vhd;
 	bc->be = be;
+	be->nconns++;
 	bind_relay(r, bc);
 
 	memset(&i, 0, sizeof(i));
@@ -283,6 +317,7 @@ udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 		secs = (bc->vhd->conf.pool_idle_ms + 999) / 1000;
 		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_USER_OK,
 				(int)(secs ? secs : 1));
+		kick_queue(be);
 		return;
 	}
 
@@ -465,7 +500,10 @@ free_idle(struct lws_dll2 *d, void *user)
 	if (bc->wsi)
 		/* lws closes the wsi itself; make its RAW_CLOSE a no-op */
 		lws_set_opaque_user_data(bc->wsi, NULL);
-	bconn_free(bc);
+	if (bc->ssl)
+		SSL_free(bc->ssl);
+	bc->be->nconns--;
+	free(bc);
 
 	return 0;
 }

@@ -42,6 +42,7 @@ struct udsp_conf {
 	const char	*tls_ca;	/* borrowed: pvo, vhost lifetime */
 	const char	*spill_dir;	/* borrowed: pvo, vhost lifetime */
 	uint64_t	max_body;	/* request body limit, 0: none */
+	unsigned int	max_conns;	/* per backend, 0: no limit */
 	int		tls_verify;
 };
 
@@ -51,6 +52,9 @@ struct udsp_backend {
 	char			*spec;		/* owned: the origin string */
 	struct udsp_origin	o;
 	lws_dll2_owner_t	idle;		/* of udsp_bconn.list */
+	lws_dll2_owner_t	waiting;	/* of udsp_relay.wait: for a
+						 * connection (max-conns) */
+	unsigned int		nconns;		/* open: busy + idle */
 	unsigned int		down:1;		/* for transition logging */
 	unsigned int		bad:1;		/* spec failed to parse */
 };
@@ -145,6 +149,7 @@ struct udsp_relay {
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
 	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
 	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */
+	lws_dll2_t		wait;	/* be->waiting membership */
 	lws_usec_t		deadline;	/* of the current timeout */
 	lws_usec_t		sul_at;		/* when sul is scheduled */
 	lws_usec_t		lws_to_set, lws_to_until; /* lws's timeout */
@@ -159,6 +164,7 @@ struct udsp_relay {
 	enum udsp_body		body;
 	int64_t			body_remain;	/* UDSP_BODY_CL */
 	uint64_t		body_sent;	/* bytes of body to backend */
+	uint64_t		body_in;	/* bytes of body from client */
 	struct udsp_chunk_dec	cdec;
 	struct udsp_buf		q;		/* client -> backend */
 	struct udsp_spill	spill;		/* h2 overflow of q */
@@ -240,6 +246,8 @@ void
 udsp_bconn_rx_flow(struct udsp_bconn *bc, int on);
 void
 udsp_pool_destroy(struct udsp_vhd *vhd);
+void
+udsp_bconn_unqueue(struct udsp_relay *r);
 
 /* reqhead.c: request head from the client's headers */
 int

@@ -87,7 +87,7 @@ static int
 conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 {
 	struct udsp_conf *c = &vhd->conf;
-	unsigned int kb, hkb, v;
+	unsigned int kb, hkb, v, mb;
 	const char *s, *e;
 	size_t n;
 
@@ -98,8 +98,12 @@ conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 	    pvo_uint(pvo, "pool-max-idle", 32, &c->pool_max_idle) ||
 	    pvo_uint(pvo, "max-buffer-kb", 64, &kb) ||
 	    pvo_uint(pvo, "max-header-kb", 16, &hkb) ||
-	    pvo_uint(pvo, "tls-verify", 0, &v))
+	    pvo_uint(pvo, "tls-verify", 0, &v) ||
+	    pvo_uint(pvo, "max-body-kb", 0, &mb) ||
+	    pvo_uint(pvo, "max-conns", 0, &c->max_conns))
 		return -1;
+
+	c->max_body = (uint64_t)mb * 1024;
 
 	if (kb < 4)
 		kb = 4;

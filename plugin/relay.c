@@ -369,6 +369,14 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 
 	switch (classify_body(r)) {
 	case 0:
+		if (vhd->conf.max_body && r->body == UDSP_BODY_CL &&
+		    (uint64_t)r->body_remain > vhd->conf.max_body) {
+			/* the body is never read: don't reuse the connection */
+			r->close_after = 1;
+			udsp_relay_fail(r, UDSP_E_TOO_LARGE,
+					"request body over max-body-kb");
+			return 0;
+		}
 		break;
 	case -2:
 		udsp_relay_fail(r, UDSP_E_LENGTH_REQUIRED,
@@ -577,6 +585,15 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 	if (r->body == UDSP_BODY_NONE || r->body_in_done ||
 	    r->state >= UDSP_RS_DONE || !len)
 		return 0;
+
+	r->body_in += len;
+	if (r->vhd->conf.max_body && r->body_in > r->vhd->conf.max_body) {
+		/* chunked h1 (framing counted too: close enough) */
+		r->close_after = 1;
+		udsp_relay_fail(r, UDSP_E_TOO_LARGE,
+				"request body over max-body-kb");
+		return 0;
+	}
 
 	switch (r->body) {
 	case UDSP_BODY_CHUNKED_H1:
@@ -1168,6 +1185,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 static void
 relay_free(struct udsp_relay *r)
 {
+	udsp_bconn_unqueue(r);
 	/* 499: the client went away before any response (as nginx) */
 	udsp_alog_end(r, r->status_sent ? r->status_sent : 499);
 	disarm(r);
@@ -1224,6 +1242,7 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 	lwsl_info("%s: r%lu: %d: %s\n", __func__, r->id, udsp_err_status(e),
 		  why ? why : "");
 	disarm(r);
+	udsp_bconn_unqueue(r);
 	if (r->bc)
 		udsp_bconn_release(r->bc, 0);
 
