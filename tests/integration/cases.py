@@ -31,6 +31,11 @@ KNOWN = {
     "client-cancel-upload-h2": "lws 4.1.6 does not report a client "
     "RST_STREAM: the relay waits for the rest of the body until an lws "
     "timeout closes the stream and the whole client connection with it",
+    "upload-client-pause-h1": "lws re-arms its timeout-secs (5 s default) "
+    "after every request-body callback, so a client pausing > 5 s "
+    "mid-upload is cut off although idle-timeout-ms is 30000",
+    "upload-client-pause-h2": "as h1: lws's 5 s HTTP_CONTENT timeout on "
+    "the stream fires and takes the whole h2 connection with it",
 }
 
 
@@ -1218,3 +1223,52 @@ def t_h2_uploads(env, proto):
         eq(doc["length"], size, "stream %d length at the backend" % sid)
         eq(doc["sha256"], sha(body), "stream %d sha256 at the backend" % sid)
     c.close()
+
+
+# -- a client that pauses mid-upload ------------------------------------------
+
+PAUSE_S = 7     # longer than lws's own 5 s timeout-secs, far under idle
+
+
+@case("upload-client-pause", pvo={"idle-timeout-ms": "30000"})
+def t_upload_pause(env, proto):
+    """A client pausing mid-body for less than idle-timeout-ms must not be
+    cut off (nor its connection): the relay's timeout rules, not lws's
+    default timeout-secs.  The pause is the behaviour under test."""
+    import json
+    import time
+    body = os.urandom(200000)
+    half = len(body) // 2
+    if proto == "h1":
+        c = env.raw_h1()
+        c.send(("POST /app/upload?pause HTTP/1.1\r\nHost: %s\r\n"
+                "Content-Length: %d\r\n\r\n" % (env.authority("h1"),
+                                                len(body))).encode())
+        c.send(body[:half])
+        time.sleep(PAUSE_S)
+        try:
+            c.send(body[half:])
+        except OSError as e:
+            raise Failure("connection gone after a %d s pause: %s" %
+                          (PAUSE_S, e))
+        line, st, hs = c.read_head()
+        eq(st, 200, "status after a %d s pause mid-body" % PAUSE_S)
+        doc = json.loads(c.read_exact(int(hdr1(hs, "content-length"))))
+        c.close()
+    else:
+        c = env.h2client()
+        sid = c.start("POST", "/app/upload?pause", [
+            ("content-length", str(len(body)))])
+        c.send_bodies({sid: body[:half]}, end=False)
+        time.sleep(PAUSE_S)
+        try:
+            c.send_bodies({sid: body[half:]})
+            st = c.wait_all([sid])[0]
+        except (Failure, OSError) as e:
+            raise Failure("after a %d s pause mid-body: %s (connection "
+                          "closed: %s)" % (PAUSE_S, e, c.closed))
+        eq(h2_status(st), 200, "status after a %d s pause mid-body" % PAUSE_S)
+        doc = json.loads(st["data"])
+        c.close()
+    eq(doc["length"], len(body), "length the backend received")
+    eq(doc["sha256"], sha(body), "sha256 the backend computed")
