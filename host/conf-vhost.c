@@ -6,6 +6,7 @@
  * every backend is validated here, before anything listens.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -219,6 +220,7 @@ on_vhost(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 {
 	struct vb *vb = t;
 	struct lws_context_creation_info *i = &vb->vh->info;
+	int fd;
 
 	switch (k->id) {
 	case V_NAME:
@@ -263,8 +265,20 @@ on_vhost(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		i->ssl_ca_filepath = v->s;
 		break;
 	case V_ACCESS_LOG:
+		/*
+		 * The plugin writes the log (Debian's lws lacks
+		 * LWS_WITH_ACCESS_LOG); open it here only so that a path
+		 * that cannot be written is a start-up error naming the key.
+		 */
+		fd = open(v->s, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+			  O_NOCTTY, 0640);
+		if (fd < 0) {
+			perr(pc, "cannot open '%s' for appending: %s", v->s,
+			     strerror(errno));
+			break;
+		}
+		close(fd);
 		vb->vh->access_log = v->s;
-		pwarn(pc, "access logging is not implemented yet (ignored)");
 		break;
 	case V_MOUNTS:
 		/* later: messages about mounts want the vhost's name */
@@ -603,6 +617,33 @@ mounts(struct udsp_hc_pc *pc, struct vb *vb)
 	}
 }
 
+/*
+ * The vhost's access-log path reaches the plugin as the pvo "access-log" of
+ * lws-uds-proxy, appended to any options ws-protocols gave it.
+ */
+static void
+access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
+{
+	const struct lws_protocol_vhost_options **tail;
+	struct lws_protocol_vhost_options *pvo, *al;
+
+	pvo = vhost_pvo(pc, vb, UDSP_PROXY_PROTOCOL);
+	if (!pvo)
+		return;
+	for (tail = &pvo->options; *tail;
+	     tail = (const struct lws_protocol_vhost_options **)
+							&(*tail)->next)
+		if (!strcmp((*tail)->name, "access-log")) {
+			perr(pc, "access-log is given both as a vhost key and "
+				 "as an option of %s in ws-protocols",
+				 UDSP_PROXY_PROTOCOL);
+			return;
+		}
+	al = udsp_hc_pvo_new(pc, "access-log", vb->vh->access_log);
+	if (al)
+		*tail = al;
+}
+
 /* lws_h2_stock_settings (lib/roles/h2/ops-h2.c) as of lws 4.1.6 */
 static const uint32_t h2_stock[7] = {
 	1,		/* use these, not lws's */
@@ -673,6 +714,8 @@ udsp_hc_vhost(struct udsp_hc_pc *pc, json_object *o, size_t idx)
 	if (i->listen_accept_protocol)
 		need(pc, &vb, i->listen_accept_protocol,
 		     "listen-accept-protocol");
+	if (vb.vh->access_log)
+		access_log_pvo(pc, &vb);
 
 	for (pp = &pc->hc->vhosts; *pp; pp = &(*pp)->next)
 		;

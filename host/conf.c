@@ -389,7 +389,7 @@ udsp_hc_list_to_pvos(struct udsp_hc_pc *pc, json_object *j,
 enum {
 	G_UID, G_GID, G_USERNAME, G_GROUPNAME, G_COUNT_THREADS, G_INIT_SSL,
 	G_SERVER_STRING, G_PLUGIN_DIR, G_PINGPONG, G_TIMEOUT, G_REJECT,
-	G_ALPN, G_IGNORED, G_RLIMIT_NOFILE, G_MAX_HDR,
+	G_ALPN, G_IGNORED, G_RLIMIT_NOFILE, G_MAX_HDR, G_DRAIN,
 };
 
 static const struct udsp_hc_kdef keys_global[] = {
@@ -409,6 +409,8 @@ static const struct udsp_hc_kdef keys_global[] = {
 	{ "ip-limit-wsi",		KT_INT,  G_IGNORED, 0 },
 	{ "rlimit-nofile",		KT_INT,  G_RLIMIT_NOFILE, 0 },
 	{ "max-http-header-data",	KT_INT,  G_MAX_HDR, 0 },
+	/* ours (lwsws has no equivalent): see docs/operations.md */
+	{ "reload-drain-secs",		KT_INT,  G_DRAIN, 0 },
 };
 
 static void
@@ -509,6 +511,10 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 	case G_MAX_HDR:
 		if (udsp_hc_int_in(pc, v->i, 256, 65535))
 			hc->max_http_header_data = (unsigned short)v->i;
+		break;
+	case G_DRAIN:
+		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+			hc->reload_drain_secs = (int)v->i;
 		break;
 	}
 }
@@ -713,7 +719,7 @@ int
 udsp_hconf_load(struct udsp_hconf *hc, const char *confdir)
 {
 	struct dirent **names = NULL;
-	int n, count, errors = 0, ret = 0;
+	int n, count, errors = 0;
 	char path[4096];
 	struct stat st;
 
@@ -721,16 +727,21 @@ udsp_hconf_load(struct udsp_hconf *hc, const char *confdir)
 	hc->max_http_header_data = UDSP_HC_DEF_HEADER_DATA;
 	hc->count_threads = 1;
 
+	/*
+	 * A file that cannot be read or parsed counts as one error and the
+	 * others are still read, so that one run (or `-t`) reports every
+	 * problem of every file, not just the first.
+	 */
 	snprintf(path, sizeof(path), "%s/conf", confdir);
 	if (load_file(hc, path, &errors))
-		return -1;
+		errors++;
 
 	snprintf(path, sizeof(path), "%s/conf.d", confdir);
 	count = scandir(path, &names, confd_filter, alphasort);
 	if (count < 0) {
 		if (errno != ENOENT) {
 			lwsl_err("%s: %s\n", path, strerror(errno));
-			return -1;
+			errors++;
 		}
 		count = 0;
 	}
@@ -738,14 +749,14 @@ udsp_hconf_load(struct udsp_hconf *hc, const char *confdir)
 	for (n = 0; n < count; n++) {
 		snprintf(path, sizeof(path), "%s/conf.d/%s", confdir,
 			 names[n]->d_name);
-		if (!ret && !stat(path, &st) && S_ISREG(st.st_mode) &&
+		if (!stat(path, &st) && S_ISREG(st.st_mode) &&
 		    load_file(hc, path, &errors))
-			ret = -1;
+			errors++;
 		free(names[n]);
 	}
 	free(names);
 
-	if (ret || hc->oom)
+	if (hc->oom)
 		return -1;
 	if (errors) {
 		lwsl_err("%s: %d configuration error%s\n", confdir, errors,

@@ -8,6 +8,8 @@
 #ifndef UDSP_HOST_CONF_H
 #define UDSP_HOST_CONF_H
 
+#include <sys/types.h>
+
 #include <libwebsockets.h>
 
 #define UDSP_HC_MAX_PLUGIN_DIRS		16
@@ -34,6 +36,9 @@ struct udsp_hc_vhost {
 	struct lws_context_creation_info info;
 	struct udsp_hc_need	*needs;		/* arena */
 	const char		*access_log;	/* arena, or NULL */
+	/* a unix-socket listener's file, once bound (serve.c) */
+	dev_t			sock_dev;
+	ino_t			sock_ino;
 	unsigned int		enable_client_ssl:1;
 	unsigned int		reject_ws_without_protocol:1;
 };
@@ -52,6 +57,7 @@ struct udsp_hconf {
 	int			rlimit_nofile;
 	int			count_threads;
 	unsigned short		max_http_header_data;
+	int			reload_drain_secs; /* 0: no limit */
 	const struct lws_protocol_vhost_options *reject_service_keywords;
 	const char		*plugin_dirs[UDSP_HC_MAX_PLUGIN_DIRS + 1];
 	int			count_plugin_dirs;
