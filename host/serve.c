@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * One serving process: config, protocol plugins (Debian's lws has the plugin
+ * API but not automatic plugin dirs), every start-up check (also `-t`), the
+ * lws context and vhosts, and the drain after the master asks this process
+ * to make way for a reloaded one.
+ */
+#define _GNU_SOURCE	/* pipe2, dup3 */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <libwebsockets.h>
+
+#include "daemon.h"
+
+#if !defined(UDSP_DEFAULT_PLUGIN_DIR)
+#define UDSP_DEFAULT_PLUGIN_DIR "/usr/local/lib/lws-uds-proxy/plugins"
+#endif
+
+#define MAX_DIRS	(UDSP_HC_MAX_PLUGIN_DIRS + UDSP_MAX_CLI_DIRS + 1)
+
+struct srv {
+	struct udsp_hconf	hc;
+	struct lws_plugin	*plugins;	/* owned */
+	const struct lws_protocols **pp;	/* owned array */
+	const char		*dirs[MAX_DIRS + 1];
+	int			ndirs;
+	int			st_fd;	/* status pipe to the master, or -1 */
+	lws_sorted_usec_list_t	sul_drain;
+	lws_usec_t		drain_deadline;	/* 0: none */
+	int			quiet[64];	/* owned: see close_listeners() */
+	int			nquiet;
+	SSL_CTX			*client_ctx;	/* owned, shared by vhosts */
+	unsigned int		deprecated:1;
+};
+
+static struct lws_context *context;
+static volatile sig_atomic_t interrupted, deprecate_req;
+
+/*
+ * protocols[0] of every vhost: plain HTTP (mounts, files, redirects) for
+ * connections that no plugin protocol claims, as with lwsws.
+ */
+static const struct lws_protocols proto_http = {
+	"http-only", lws_callback_http_dummy, 0, 0, 0, NULL, 0
+};
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		deprecate_req = 1;
+	else
+		interrupted = 1;
+	/* only writes to lws's event pipe: safe in a handler */
+	if (context)
+		lws_cancel_service(context);
+}
+
+static void
+tell(int fd, char c)
+{
+	ssize_t r;
+
+	if (fd < 0)
+		return;
+	do
+		r = write(fd, &c, 1);
+	while (r < 0 && errno == EINTR);
+	/* a master that went away takes us down with PDEATHSIG anyway */
+}
+
+static int
+add_dir(struct srv *s, const char *d, int quiet)
+{
+	struct stat st;
+	int n;
+
+	for (n = 0; n < s->ndirs; n++)
+		if (!strcmp(s->dirs[n], d))
+			return 0;
+	/* lws_plugins_init logs a scandir error per missing dir */
+	if (stat(d, &st) || !S_ISDIR(st.st_mode)) {
+		if (!quiet)
+			lwsl_warn("plugin dir '%s': %s\n", d,
+				  errno ? strerror(errno) : "not a directory");
+		return 0;
+	}
+	if (s->ndirs == MAX_DIRS) {
+		lwsl_err("too many plugin dirs\n");
+		return -1;
+	}
+	s->dirs[s->ndirs++] = d;
+	s->dirs[s->ndirs] = NULL;
+
+	return 0;
+}
+
+/*
+ * protocols[] for every vhost: http first, then each plugin's protocols.
+ * Returns a NULL-terminated malloc'd array, or NULL.
+ */
+static const struct lws_protocols **
+collect_protocols(struct lws_plugin *plugins)
+{
+	const struct lws_protocols **pp;
+	const lws_plugin_protocol_t *plpr;
+	struct lws_plugin *p;
+	int n, m, count = 1;
+
+	for (p = plugins; p; p = p->list)
+		count += ((const lws_plugin_protocol_t *)p->hdr)->
+							count_protocols;
+
+	pp = calloc((size_t)count + 1, sizeof(*pp));
+	if (!pp) {
+		lwsl_err("out of memory\n");
+		return NULL;
+	}
+
+	count = 0;
+	pp[count++] = &proto_http;
+	for (p = plugins; p; p = p->list) {
+		plpr = (const lws_plugin_protocol_t *)p->hdr;
+		for (n = 0; n < plpr->count_protocols; n++) {
+			for (m = 0; m < count; m++)
+				if (!strcmp(pp[m]->name,
+					    plpr->protocols[n].name))
+					break;
+			if (m < count) {
+				lwsl_warn("plugin '%s': protocol '%s' already "
+					  "loaded; ignoring this one\n",
+					  plpr->hdr.name,
+					  plpr->protocols[n].name);
+				continue;
+			}
+			lwsl_notice("plugin '%s': protocol '%s'\n",
+				    plpr->hdr.name, plpr->protocols[n].name);
+			pp[count++] = &plpr->protocols[n];
+		}
+	}
+
+	return pp;
+}
+
+static int
+have_protocol(const struct lws_protocols **pp, const char *name)
+{
+	for (; *pp; pp++)
+		if (!strcmp((*pp)->name, name))
+			return 1;
+
+	return 0;
+}
+
+static int
+pw_none(char *buf, int size, int rwflag, void *u)
+{
+	/* never prompt on a tty for a key passphrase */
+	return 0;
+}
+
+static void
+tls_problem(const struct udsp_hc_vhost *v, const char *key, const char *file,
+	    const char *what)
+{
+	char e[256] = "";
+	unsigned long err = ERR_get_error();
+
+	if (err)
+		ERR_error_string_n(err, e, sizeof(e));
+	ERR_clear_error();
+	lwsl_err("%s: vhost '%s': %s '%s': %s%s%s\n", v->file,
+		 v->info.vhost_name, key, file, what, *e ? ": " : "", e);
+}
+
+/*
+ * Load the vhost's certificate, key and CA the way lws will, so that a bad
+ * file fails `-t` and a reload before any listener is touched.
+ */
+static int
+check_tls(const struct udsp_hc_vhost *v)
+{
+	const struct lws_context_creation_info *i = &v->info;
+	SSL_CTX *ctx;
+	int bad = 0;
+
+	if (!i->ssl_cert_filepath || !i->ssl_private_key_filepath ||
+	    (i->options & LWS_SERVER_OPTION_IGNORE_MISSING_CERT) ||
+	    /* the config reader has already reported these */
+	    access(i->ssl_cert_filepath, R_OK) ||
+	    access(i->ssl_private_key_filepath, R_OK))
+		return 0;
+
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		lwsl_err("OpenSSL: cannot create a TLS context\n");
+		return 1;
+	}
+	SSL_CTX_set_default_passwd_cb(ctx, pw_none);
+
+	if (SSL_CTX_use_certificate_chain_file(ctx,
+					i->ssl_cert_filepath) != 1) {
+		tls_problem(v, "host-ssl-cert", i->ssl_cert_filepath,
+			    "not a usable PEM certificate");
+		bad = 1;
+	} else if (SSL_CTX_use_PrivateKey_file(ctx,
+			i->ssl_private_key_filepath, SSL_FILETYPE_PEM) != 1) {
+		tls_problem(v, "host-ssl-key", i->ssl_private_key_filepath,
+			    "not a usable PEM private key (or encrypted)");
+		bad = 1;
+	} else if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_problem(v, "host-ssl-key", i->ssl_private_key_filepath,
+			    "does not match host-ssl-cert");
+		bad = 1;
+	}
+	if (i->ssl_ca_filepath &&
+	    SSL_CTX_load_verify_locations(ctx, i->ssl_ca_filepath,
+					  NULL) != 1) {
+		tls_problem(v, "host-ssl-ca", i->ssl_ca_filepath,
+			    "cannot load CA certificates");
+		bad = 1;
+	}
+	SSL_CTX_free(ctx);
+
+	return bad;
+}
+
+/*
+ * Everything that can be checked without listening: the config files, the
+ * plugins, the protocols each vhost needs, TLS files.  Every problem is
+ * logged (one lwsl_err line each); returns how many there were.
+ */
+static int
+prepare(struct srv *s, const struct udsp_opts *o)
+{
+	const struct udsp_hc_vhost *v;
+	const struct udsp_hc_need *nd;
+	int n, problems = 0, e0;
+
+	s->st_fd = -1;
+	s->dirs[0] = NULL;
+
+	/* a failed config may still hold vhosts worth checking further */
+	if (udsp_hconf_load(&s->hc, o->confdir))
+		problems++;
+	if (s->hc.oom)
+		return problems;
+
+	/* default dir (quietly: absent in build trees), config, command line */
+	if (o->defdir && add_dir(s, UDSP_DEFAULT_PLUGIN_DIR, 1))
+		return problems + 1;
+	for (n = 0; n < s->hc.count_plugin_dirs; n++)
+		if (add_dir(s, s->hc.plugin_dirs[n], 0))
+			return problems + 1;
+	for (n = 0; n < o->ncli; n++)
+		if (add_dir(s, o->cli_dirs[n], 0))
+			return problems + 1;
+
+	/* lws logs a plugin that fails to load, but does not return it */
+	e0 = udsp_log_errors;
+	if (lws_plugins_init(&s->plugins, s->dirs, "lws_protocol_plugin",
+			     NULL, NULL, NULL)) {
+		lwsl_err("plugin loading failed\n");
+		problems++;
+	}
+	problems += udsp_log_errors - e0;
+
+	s->pp = collect_protocols(s->plugins);
+	if (!s->pp)
+		return problems + 1;
+
+	for (v = s->hc.vhosts; v; v = v->next) {
+		for (nd = v->needs; nd; nd = nd->next)
+			if (!have_protocol(s->pp, nd->name)) {
+				lwsl_err("%s: vhost '%s': %s: protocol '%s' "
+					 "is not available (plugin missing "
+					 "from the plugin dirs?)\n", v->file,
+					 v->info.vhost_name, nd->why,
+					 nd->name);
+				problems++;
+			}
+		problems += check_tls(v);
+	}
+
+	return problems;
+}
+
+static void
+unprepare(struct srv *s)
+{
+	free(s->pp);
+	s->pp = NULL;
+	/* after the context: its vhosts used the plugins' protocols */
+	lws_plugins_destroy(&s->plugins, NULL, NULL);
+	udsp_hconf_destroy(&s->hc);
+}
+
+int
+udsp_serve_check(const struct udsp_opts *o)
+{
+	struct srv s;
+	int problems;
+
+	memset(&s, 0, sizeof(s));
+	problems = prepare(&s, o);
+	unprepare(&s);
+
+	/* the verdict, whatever the log level */
+	if (problems) {
+		fprintf(stderr, "lws-uds-proxyd: %s: configuration has "
+			"problems (listed above)\n", o->confdir);
+		return 1;
+	}
+	fprintf(stderr, "lws-uds-proxyd: %s: configuration ok\n",
+		o->confdir);
+
+	return 0;
+}
+
+/*
+ * lws builds a TLS client context for every vhost (DO_SSL_GLOBAL_INIT),
+ * loading the system CA store: ~60 ms that would sit between the old
+ * process closing its listeners and this one binding them.  Build the same
+ * thing once, before that, and hand it to the vhosts that have no client
+ * TLS settings of their own.  (The plugin runs its own TLS to backends.)
+ */
+static SSL_CTX *
+shared_client_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		ERR_clear_error();	/* as lws: verification then fails */
+
+	return ctx;
+}
+
+static int
+own_client_tls(const struct udsp_hc_vhost *v)
+{
+	const struct lws_context_creation_info *i = &v->info;
+
+	return v->enable_client_ssl || i->client_ssl_cert_filepath ||
+	       i->client_ssl_private_key_filepath ||
+	       i->client_ssl_ca_filepath || i->client_ssl_cipher_list ||
+	       i->client_tls_1_3_plus_cipher_list;
+}
+
+static int
+create_vhosts(struct srv *s, uint64_t ctx_opts)
+{
+	struct lws_context_creation_info ci;
+	struct udsp_hc_vhost *v;
+	struct lws_vhost *vh;
+	struct stat st;
+
+	for (v = s->hc.vhosts; v; v = v->next) {
+		v->info.pprotocols = s->pp;
+		v->info.options |= ctx_opts;
+		if (s->hc.server_string)
+			v->info.server_string = s->hc.server_string;
+		v->info.timeout_secs = (unsigned int)s->hc.timeout_secs;
+		if (s->client_ctx && !own_client_tls(v))
+			v->info.provided_client_ssl_ctx = s->client_ctx;
+
+		vh = lws_create_vhost(context, &v->info);
+		if (!vh) {
+			lwsl_err("%s: vhost '%s': lws could not create it "
+				 "(port in use? see lws's message above)\n",
+				 v->file, v->info.vhost_name);
+			return -1;
+		}
+
+		if (v->enable_client_ssl) {
+			/* as lwsws: only the client-side TLS fields */
+			memset(&ci, 0, sizeof(ci));
+			ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+			ci.client_ssl_cert_filepath =
+					v->info.client_ssl_cert_filepath;
+			ci.client_ssl_private_key_filepath =
+					v->info.client_ssl_private_key_filepath;
+			ci.client_ssl_ca_filepath =
+					v->info.client_ssl_ca_filepath;
+			ci.client_ssl_cipher_list =
+					v->info.client_ssl_cipher_list;
+			if (lws_init_vhost_client_ssl(&ci, vh)) {
+				lwsl_err("%s: vhost '%s': client TLS init "
+					 "failed\n", v->file,
+					 v->info.vhost_name);
+				return -1;
+			}
+		}
+
+		if (v->info.options & LWS_SERVER_OPTION_UNIX_SOCK) {
+			/* see keep_foreign_sockets() */
+			if (v->info.iface[0] != '@' &&
+			    !stat(v->info.iface, &st)) {
+				v->sock_dev = st.st_dev;
+				v->sock_ino = st.st_ino;
+			}
+			lwsl_notice("vhost '%s': %sunix socket %s\n",
+				    v->info.vhost_name,
+				    v->info.ssl_cert_filepath ? "TLS, " : "",
+				    v->info.iface);
+		} else
+			lwsl_notice("vhost '%s': %s%s:%d\n",
+				    v->info.vhost_name,
+				    v->info.ssl_cert_filepath ? "TLS, " : "",
+				    v->info.iface ? v->info.iface : "*",
+				    v->info.port);
+	}
+
+	return 0;
+}
+
+/*
+ * lws unlinks a unix-socket vhost's path when the vhost is destroyed
+ * (__lws_vhost_destroy2() in 4.1.6).  After a reload the path belongs to
+ * the new process's listener, so a draining old process must not remove
+ * it.  lws keeps our info.iface pointer (vh->iface = info->iface), which
+ * points into our config arena: emptying it makes that unlink a no-op.
+ */
+static void
+keep_foreign_sockets(struct srv *s)
+{
+	struct udsp_hc_vhost *v;
+	struct stat st;
+
+	for (v = s->hc.vhosts; v; v = v->next) {
+		if (!(v->info.options & LWS_SERVER_OPTION_UNIX_SOCK) ||
+		    !v->info.iface || v->info.iface[0] == '@' ||
+		    !v->sock_ino)
+			continue;
+		if (!stat(v->info.iface, &st) && st.st_dev == v->sock_dev &&
+		    st.st_ino == v->sock_ino)
+			continue;	/* still ours: lws may remove it */
+		((char *)v->info.iface)[0] = '\0';
+	}
+}
+
+/* client and backend connections still open (sockets beyond stdio) */
+static int
+count_connections(void)
+{
+	struct dirent *de;
+	struct stat st;
+	int n = 0, fd;
+	DIR *d;
+
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		fd = atoi(de->d_name);
+		if (fd > 2 && fd != dirfd(d) && !fstat(fd, &st) &&
+		    S_ISSOCK(st.st_mode))
+			n++;
+	}
+	closedir(d);
+
+	return n;
+}
+
+/*
+ * The old process ends once its last client and backend connection is
+ * gone (or at reload-drain-secs): lws has no public count of them.
+ */
+static void
+drain_check(lws_sorted_usec_list_t *sul)
+{
+	struct srv *s = lws_container_of(sul, struct srv, sul_drain);
+	int n = count_connections();
+
+	if (!n) {
+		lwsl_notice("reload: old process drained, exiting\n");
+		interrupted = 1;
+		return;
+	}
+	if (s->drain_deadline && lws_now_usecs() > s->drain_deadline) {
+		lwsl_warn("reload: reload-drain-secs passed with %d "
+			  "connection(s) still open; closing them\n", n);
+		interrupted = 1;
+		return;
+	}
+	lws_sul_schedule(context, 0, &s->sul_drain, drain_check,
+			 LWS_US_PER_SEC / 4);
+}
+
+/*
+ * Close every listener so that the new process can bind its addresses, and
+ * leave lws none the wiser: lws_context_deprecate() would do it, but in
+ * 4.1.6 it reads the listener wsi after lws_close_free_wsi() freed it
+ * (vhost.c), which crashes with lws's own poll loop.  Instead each
+ * listening socket's fd is replaced (dup3) by the read end of a pipe that
+ * never becomes readable: the kernel socket closes, the fd number that lws
+ * polls stays valid and quiet, and lws closes it at exit as usual.
+ */
+static int
+close_listeners(struct srv *s)
+{
+	struct dirent *de;
+	struct stat st;
+	int fd, on, p[2], n = 0;
+	socklen_t len;
+	DIR *d;
+
+	d = opendir("/proc/self/fd");
+	if (!d) {
+		lwsl_err("reload: /proc/self/fd: %s\n", strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		fd = atoi(de->d_name);
+		len = sizeof(on);
+		if (fd <= 2 || fd == dirfd(d) || fstat(fd, &st) ||
+		    !S_ISSOCK(st.st_mode) ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) ||
+		    !on)
+			continue;
+		if (s->nquiet == LWS_ARRAY_SIZE(s->quiet) ||
+		    pipe2(p, O_CLOEXEC)) {
+			lwsl_err("reload: cannot replace listener fd %d\n",
+				 fd);
+			continue;
+		}
+		if (dup3(p[0], fd, O_CLOEXEC) < 0) {
+			lwsl_err("reload: dup3: %s\n", strerror(errno));
+			close(p[1]);
+		} else {
+			s->quiet[s->nquiet++] = p[1];
+			n++;
+		}
+		close(p[0]);
+	}
+	closedir(d);
+
+	return n;
+}
+
+static void
+deprecate(struct srv *s)
+{
+	int n;
+
+	s->deprecated = 1;
+	n = close_listeners(s);
+	tell(s->st_fd, UDSP_ST_DEPRECATED);
+	lwsl_notice("reload: %d listener(s) closed, finishing %d open "
+		    "connection(s)\n", n, count_connections());
+	if (s->hc.reload_drain_secs)
+		s->drain_deadline = lws_now_usecs() +
+			(lws_usec_t)s->hc.reload_drain_secs * LWS_US_PER_SEC;
+	lws_sul_schedule(context, 0, &s->sul_drain, drain_check, 1);
+}
+
+static int
+wait_go(int go_fd)
+{
+	ssize_t r;
+	char c = 0;
+
+	do
+		r = read(go_fd, &c, 1);
+	while (r < 0 && errno == EINTR && !interrupted);
+	close(go_fd);
+
+	return r == 1 && c == UDSP_GO ? 0 : -1;
+}
+
+/*
+ * st_fd / go_fd: pipes to and from the master, or -1 when running alone
+ * (-s).  Returns the process exit code.
+ */
+int
+udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
+{
+	struct lws_context_creation_info info;
+	struct sigaction sa;
+	uint64_t opts;
+	struct srv s;
+	int n, ret = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;	/* no SA_RESTART: wait_go sees it */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
+	    sigaction(SIGUSR1, &sa, NULL)) {
+		lwsl_err("sigaction: %s\n", strerror(errno));
+		return 1;
+	}
+	/* the master reloads; `killall -HUP` must not kill us */
+	signal(SIGHUP, SIG_IGN);
+
+	memset(&s, 0, sizeof(s));
+	if (prepare(&s, o)) {
+		lwsl_err("%s: not starting\n", o->confdir);
+		goto bail;
+	}
+	s.st_fd = st_fd;
+
+	/*
+	 * TLS is always initialised: TLS vhosts need it, and the plugin runs
+	 * OpenSSL itself toward https backends.  Vhosts come from the config
+	 * only.  These bits are repeated in each vhost, as lwsws does.
+	 */
+	opts = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+	       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+
+	memset(&info, 0, sizeof(info));
+	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.uid = s.hc.uid ? s.hc.uid : -1;
+	info.gid = s.hc.gid ? s.hc.gid : -1;
+	info.username = s.hc.username;
+	info.groupname = s.hc.groupname;
+	info.server_string = s.hc.server_string;
+	info.timeout_secs = (unsigned int)s.hc.timeout_secs;
+	info.rlimit_nofile = s.hc.rlimit_nofile;
+	info.alpn = s.hc.alpn;
+	info.reject_service_keywords = s.hc.reject_service_keywords;
+	info.max_http_header_data = s.hc.max_http_header_data;
+	info.pt_serv_buf_size = 8192;
+	info.count_threads = 1;
+
+	/* no listener and no service yet: protocol init waits for both */
+	context = lws_create_context(&info);
+	if (!context) {
+		lwsl_err("lws context creation failed\n");
+		goto bail;
+	}
+
+	s.client_ctx = shared_client_ctx();
+
+	if (go_fd >= 0) {
+		tell(st_fd, UDSP_ST_PREPARED);
+		if (wait_go(go_fd)) {
+			ret = interrupted ? 0 : 1;
+			goto bail_ctx;
+		}
+	}
+
+	if (create_vhosts(&s, opts)) {
+		lwsl_err("%s: not starting\n", o->confdir);
+		goto bail_ctx;
+	}
+	tell(st_fd, UDSP_ST_READY);
+
+	lwsl_notice("lws-uds-proxyd: serving (%d vhost%s)\n",
+		    s.hc.count_vhosts, s.hc.count_vhosts == 1 ? "" : "s");
+
+	n = 0;
+	while (n >= 0 && !interrupted) {
+		if (deprecate_req && !s.deprecated)
+			deprecate(&s);
+		n = lws_service(context, 0);
+	}
+
+	if (!s.deprecated)
+		lwsl_notice("lws-uds-proxyd: %s, exiting\n",
+			    interrupted ? "signal" : "service loop ended");
+	ret = interrupted ? 0 : 1;
+	keep_foreign_sockets(&s);
+
+bail_ctx:
+	lws_sul_cancel(&s.sul_drain);
+	lws_context_destroy(context);
+	context = NULL;
+	while (s.nquiet)
+		close(s.quiet[--s.nquiet]);
+	if (s.client_ctx)
+		SSL_CTX_free(s.client_ctx);
+bail:
+	unprepare(&s);
+
+	return ret;
+}
