@@ -71,6 +71,13 @@ struct udsp_vhd {
 	char				**fwd;		/* owned: lower "x:" */
 	int				nfwd;
 	int				alog_fd;	/* owned; -1: none */
+	/*
+	 * Scratch for building a request target or a response head.  lws
+	 * services a vhost from one thread and these are used within one
+	 * callback, so one per vhost saves an allocation per request.
+	 */
+	uint8_t				*scratch;	/* owned */
+	size_t				scratch_len;
 };
 
 struct udsp_relay;

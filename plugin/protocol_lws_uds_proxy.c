@@ -5,6 +5,7 @@
  * backend connections in bconn.c.
  */
 #include "private.h"
+#include "headers.h"
 
 #include <stdlib.h>
 #include <ctype.h>
@@ -60,7 +61,8 @@ add_fwd(struct udsp_vhd *vhd, const char *name, size_t len)
 	char **n, *s;
 	size_t i;
 
-	if (!len || len > 64)
+	/* hop-by-hop or relay-written names never go onward as custom */
+	if (!len || len > 64 || !udsp_hdr_req_forward(name, len, NULL, 0))
 		return 0;
 	for (i = 0; i < (size_t)vhd->nfwd; i++)
 		if (strlen(vhd->fwd[i]) == len + 1 &&
@@ -130,6 +132,11 @@ conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 		if (add_fwd(vhd, s, (size_t)(e - s)))
 			return -1;
 	}
+
+	vhd->scratch_len = LWS_PRE + c->max_header + 3 * 8192 + UDSP_INSIDE_MAX;
+	vhd->scratch = malloc(vhd->scratch_len);
+	if (!vhd->scratch)
+		return -1;
 
 	s = pvo_get(pvo, "access-log");
 	if (s && *s && udsp_alog_open(vhd, s))
@@ -207,6 +214,8 @@ vhd_destroy(struct udsp_vhd *vhd)
 	if (vhd->alog_fd >= 0)
 		close(vhd->alog_fd);
 	vhd->alog_fd = -1;
+	free(vhd->scratch);
+	vhd->scratch = NULL;
 }
 
 static int

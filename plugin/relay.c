@@ -906,9 +906,9 @@ send_head(struct udsp_relay *r)
 	int wp = LWS_WRITE_HTTP_HEADERS, ret = -1;
 	uint8_t *buf;
 
-	buf = malloc(bufsz);
-	if (!buf)
-		return -1;
+	buf = r->vhd->scratch;
+	if (bufsz > r->vhd->scratch_len)
+		bufsz = r->vhd->scratch_len;
 	start = p = buf + LWS_PRE;
 	end = buf + bufsz - 1;
 
@@ -987,7 +987,6 @@ send_head(struct udsp_relay *r)
 
 	ret = 0;
 bail:
-	free(buf);
 	if (ret)
 		lwsl_info("%s: r%lu: response head did not fit or write\n",
 			  __func__, r->id);

@@ -222,10 +222,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	if (nargs < 0)
 		return -1;
 
-	target = malloc(UDSP_INSIDE_MAX + 3 * 8192);
-	if (!target)
-		goto bail;
-	if (udsp_target_build(target, UDSP_INSIDE_MAX + 3 * 8192,
+	target = (char *)vhd->scratch;
+	if (udsp_target_build(target, vhd->scratch_len,
 			      r->be->o.inside, remainder, args, nargs) < 0)
 		goto bail;
 
@@ -273,8 +271,9 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 			int l;
 
 			nl = strlen(vhd->fwd[n]) - 1;
-			if (!udsp_hdr_req_forward(vhd->fwd[n], nl, conn,
-						  conn_len))
+			/* the name's own policy was checked at init */
+			if (conn_len && udsp_hdr_list_has(conn, conn_len,
+							  vhd->fwd[n], nl))
 				continue;
 			l = lws_hdr_custom_length(wsi, vhd->fwd[n], (int)nl + 1);
 			if (l <= 0 || l >= (int)sizeof(tmp))
@@ -340,7 +339,6 @@ bail:
 	if (b.p)
 		free(b.p - LWS_PRE);
 	free(argbuf);
-	free(target);
 
 	return ret;
 }
