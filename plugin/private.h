@@ -78,6 +78,15 @@ struct udsp_vhd {
 	 */
 	uint8_t				*scratch;	/* owned */
 	size_t				scratch_len;
+	/*
+	 * Recently freed queue buffers (all of the configured size) and
+	 * header blocks, kept for the next requests: malloc/free of these
+	 * was a visible share of the per-request cost.
+	 */
+	void				*bufcache[16];	/* owned */
+	int				nbufcache;
+	void				*hdrcache[16];	/* owned */
+	int				nhdrcache;
 };
 
 struct udsp_relay;
@@ -280,9 +289,11 @@ udsp_err_status(enum udsp_err e);
 
 /* buf helpers (relay.c) */
 int
-udsp_buf_init(struct udsp_buf *b, size_t cap);
+udsp_buf_init(struct udsp_vhd *vhd, struct udsp_buf *b, size_t cap);
 void
-udsp_buf_free(struct udsp_buf *b);
+udsp_buf_free(struct udsp_vhd *vhd, struct udsp_buf *b);
+void
+udsp_cache_destroy(struct udsp_vhd *vhd);
 /* Room for len more bytes at the tail (compacting or growing); NULL if
  * that would pass the hard limit.  The caller advances b->tail. */
 uint8_t *

@@ -216,6 +216,7 @@ vhd_destroy(struct udsp_vhd *vhd)
 	vhd->alog_fd = -1;
 	free(vhd->scratch);
 	vhd->scratch = NULL;
+	udsp_cache_destroy(vhd);
 }
 
 static int

@@ -37,9 +37,12 @@ udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
 /* ---- bounded byte queue with LWS_PRE headroom ---- */
 
 int
-udsp_buf_init(struct udsp_buf *b, size_t cap)
+udsp_buf_init(struct udsp_vhd *vhd, struct udsp_buf *b, size_t cap)
 {
-	b->base = malloc(UDSP_HEADROOM + cap + UDSP_TAILROOM);
+	if (cap == vhd->conf.max_buffer && vhd->nbufcache)
+		b->base = vhd->bufcache[--vhd->nbufcache];
+	else
+		b->base = malloc(UDSP_HEADROOM + cap + UDSP_TAILROOM);
 	if (!b->base)
 		return -1;
 	b->cap = cap;
@@ -50,11 +53,25 @@ udsp_buf_init(struct udsp_buf *b, size_t cap)
 }
 
 void
-udsp_buf_free(struct udsp_buf *b)
+udsp_buf_free(struct udsp_vhd *vhd, struct udsp_buf *b)
 {
-	free(b->base);
+	/* a buffer that grew past its size is not kept */
+	if (b->base && b->cap == vhd->conf.max_buffer &&
+	    vhd->nbufcache < (int)LWS_ARRAY_SIZE(vhd->bufcache))
+		vhd->bufcache[vhd->nbufcache++] = b->base;
+	else
+		free(b->base);
 	b->base = NULL;
 	b->cap = 0;
+}
+
+void
+udsp_cache_destroy(struct udsp_vhd *vhd)
+{
+	while (vhd->nbufcache)
+		free(vhd->bufcache[--vhd->nbufcache]);
+	while (vhd->nhdrcache)
+		free(vhd->hdrcache[--vhd->nhdrcache]);
 }
 
 /*
@@ -357,7 +374,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		r->close_after = 1;
 	udsp_reqhead_alog(r);
 
-	if (udsp_buf_init(&r->o, vhd->conf.max_buffer)) {
+	if (udsp_buf_init(vhd, &r->o, vhd->conf.max_buffer)) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
 		return 0;
 	}
@@ -389,12 +406,13 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	}
 
 	if (r->body != UDSP_BODY_NONE &&
-	    udsp_buf_init(&r->q, vhd->conf.max_buffer)) {
+	    udsp_buf_init(vhd, &r->q, vhd->conf.max_buffer)) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
 		return 0;
 	}
 
-	r->hbuf = malloc(vhd->conf.max_header);
+	r->hbuf = vhd->nhdrcache ? vhd->hdrcache[--vhd->nhdrcache] :
+				   malloc(vhd->conf.max_header);
 	if (!r->hbuf) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
 		return 0;
@@ -1190,9 +1208,13 @@ relay_free(struct udsp_relay *r)
 	disarm(r);
 	if (r->reqhead)
 		free(r->reqhead - LWS_PRE);
-	free(r->hbuf);
-	udsp_buf_free(&r->o);
-	udsp_buf_free(&r->q);
+	if (r->hbuf && r->vhd->nhdrcache <
+				(int)LWS_ARRAY_SIZE(r->vhd->hdrcache))
+		r->vhd->hdrcache[r->vhd->nhdrcache++] = r->hbuf;
+	else
+		free(r->hbuf);
+	udsp_buf_free(r->vhd, &r->o);
+	udsp_buf_free(r->vhd, &r->q);
 	if (r->spill.fd >= 0)
 		close(r->spill.fd);
 	free(r);
