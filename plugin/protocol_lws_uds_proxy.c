@@ -319,11 +319,20 @@ static const struct lws_protocols udsp_protocols[] = {
 	},
 };
 
-LWS_VISIBLE const lws_plugin_protocol_t lws_uds_proxy = {
+/*
+ * lws finds the plugin by this symbol name (from the file name).  Newer lws
+ * leaves LWS_VISIBLE empty outside its own build, and 4.3 added a build
+ * hash to the header, so say both explicitly.
+ */
+__attribute__((visibility("default")))
+const lws_plugin_protocol_t lws_uds_proxy = {
 	.hdr = {
-		"lws uds proxy",
-		"lws_protocol_plugin",
-		LWS_PLUGIN_API_MAGIC
+		.name		= "lws uds proxy",
+		._class		= "lws_protocol_plugin",
+#if defined(LWS_BUILD_HASH)
+		.lws_build_hash	= LWS_BUILD_HASH,
+#endif
+		.api_magic	= LWS_PLUGIN_API_MAGIC
 	},
 
 	.protocols = udsp_protocols,

@@ -13,6 +13,11 @@
 #include <stdarg.h>
 #include <strings.h>
 
+#if LWS_LIBRARY_VERSION_MAJOR > 4 || \
+    (LWS_LIBRARY_VERSION_MAJOR == 4 && LWS_LIBRARY_VERSION_MINOR >= 3)
+#define UDSP_HAVE_CUSTOM_FOREACH
+#endif
+
 struct sbuf {
 	char	*p;	/* owned; LWS_PRE headroom in front of p */
 	size_t	len, cap;
@@ -201,6 +206,47 @@ udsp_reqhead_alog(struct udsp_relay *r)
 	udsp_alog_begin(r, method ? method : "-", target);
 }
 
+/* Copy one custom header (name: lower-case, colon after nl bytes). */
+static void
+copy_custom(struct lws *wsi, struct sbuf *b, const char *name, size_t nl,
+	    char *tmp, size_t tmplen)
+{
+	int l = lws_hdr_custom_length(wsi, name, (int)nl + 1);
+
+	if (l <= 0 || l >= (int)tmplen)
+		return;
+	l = lws_hdr_custom_copy(wsi, tmp, (int)tmplen, name, (int)nl + 1);
+	if (l < 0 || !udsp_hdr_value_ok(tmp, (size_t)l))
+		return;
+	sb_hdr(b, name, nl, tmp, (size_t)l);
+}
+
+#if defined(UDSP_HAVE_CUSTOM_FOREACH)
+struct custom_ctx {
+	struct lws	*wsi;
+	struct sbuf	*b;
+	const char	*conn;
+	size_t		conn_len;
+};
+
+/* lws hands names lower-cased with their colon (nlen counts it) */
+static void
+custom_cb(const char *name, int nlen, void *opaque)
+{
+	struct custom_ctx *cc = (struct custom_ctx *)opaque;
+	char tmp[4096];
+	size_t nl;
+
+	if (nlen < 2 || name[nlen - 1] != ':')
+		return;
+	nl = (size_t)nlen - 1;
+	if (!udsp_hdr_name_ok(name, nl) ||
+	    !udsp_hdr_req_forward(name, nl, cc->conn, cc->conn_len))
+		return;
+	copy_custom(cc->wsi, cc->b, name, nl, tmp, sizeof(tmp));
+}
+#endif
+
 int
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
@@ -265,25 +311,27 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 		copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl);
 	}
 
-	/* custom headers lws can look up by name but not list (h1 only) */
-	if (!r->h2)
-		for (n = 0; n < vhd->nfwd; n++) {
-			int l;
+	/*
+	 * Headers lws has no token for.  From lws 4.3 it can list them (h1
+	 * only: it drops them on h2), so all end-to-end ones go; 4.1 can only
+	 * look up names we already know: the built-in list + forward-headers.
+	 */
+	if (!r->h2) {
+#if defined(UDSP_HAVE_CUSTOM_FOREACH)
+		struct custom_ctx cc = { wsi, &b, conn, conn_len };
 
+		lws_hdr_custom_name_foreach(wsi, custom_cb, &cc);
+#else
+		for (n = 0; n < vhd->nfwd; n++) {
 			nl = strlen(vhd->fwd[n]) - 1;
 			/* the name's own policy was checked at init */
 			if (conn_len && udsp_hdr_list_has(conn, conn_len,
 							  vhd->fwd[n], nl))
 				continue;
-			l = lws_hdr_custom_length(wsi, vhd->fwd[n], (int)nl + 1);
-			if (l <= 0 || l >= (int)sizeof(tmp))
-				continue;
-			l = lws_hdr_custom_copy(wsi, tmp, sizeof(tmp),
-						vhd->fwd[n], (int)nl + 1);
-			if (l < 0 || !udsp_hdr_value_ok(tmp, (size_t)l))
-				continue;
-			sb_hdr(&b, vhd->fwd[n], nl, tmp, (size_t)l);
+			copy_custom(wsi, &b, vhd->fwd[n], nl, tmp, sizeof(tmp));
 		}
+#endif
+	}
 
 	/* X-Forwarded-*: a client's XFF is trusted only from listed peers */
 	peer[0] = '\0';
