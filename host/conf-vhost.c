@@ -671,6 +671,11 @@ udsp_hc_vhost(struct udsp_hc_pc *pc, json_object *o, size_t idx)
 		return;
 	vb.vh->file = pc->file;
 	i = &vb.vh->info;
+	/*
+	 * lwsws's documented default (lws itself uses 5 s): an h2 client that
+	 * pauses mid-upload longer than this loses its whole connection.
+	 */
+	i->keepalive_timeout = 60;
 
 	udsp_hc_walk(pc, o, keys_vhost, LWS_ARRAY_SIZE(keys_vhost), on_vhost,
 		     &vb);

@@ -213,7 +213,8 @@ struct udsp_relay {
 	unsigned int		want_final:1;	/* need FINAL write on h2 */
 	unsigned int		finish_pending:1; /* h2: wait for the flush */
 	unsigned int		immortal:1;
-	unsigned int		sul_armed:1;	/* h2 stream exempt from lws
+	unsigned int		sul_armed:1;
+	unsigned int		lws_to_fix:1;	/* re-set lws's body timeout */	/* h2 stream exempt from lws
 						 * timeouts (keep_client()) */
 };
 

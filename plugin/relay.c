@@ -659,6 +659,16 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 		h2_keep_window_open(r);
 	wake_backend(r);
 
+	/*
+	 * lws re-arms its body timeout (timeout-secs, 5 s by default) after
+	 * this callback returns; put ours back from the next WRITEABLE so a
+	 * client may pause as long as idle-timeout-ms allows.
+	 */
+	if (!r->lws_to_fix && r->cwsi) {
+		r->lws_to_fix = 1;
+		lws_callback_on_writable(r->cwsi);
+	}
+
 	return 0;
 
 oom:
@@ -1061,6 +1071,14 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 	if (r->finish_pending)
 		return udsp_relay_finish(r);
 
+	if (r->lws_to_fix) {
+		r->lws_to_fix = 0;
+		if (r->state < UDSP_RS_DONE && !r->body_in_done &&
+		    !r->client_paused)
+			lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				(int)(r->vhd->conf.idle_ms / 1000) + 2);
+	}
+
 	switch (r->state) {
 	case UDSP_RS_FAILED:
 		return udsp_errpage_send(r);
@@ -1266,6 +1284,12 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 	udsp_bconn_unqueue(r);
 	if (r->bc)
 		udsp_bconn_release(r->bc, 0);
+	/*
+	 * A paused h1 client was seen never to get the WRITEABLE that
+	 * carries the error page (lws 4.1.6): nothing more is read for this
+	 * request anyway, so let it go.
+	 */
+	client_rx_flow(r, 1);
 
 	if (r->head_sent) {
 		udsp_relay_set_state(r, UDSP_RS_ABORTED, why);

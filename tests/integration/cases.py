@@ -27,19 +27,10 @@ BOTH = ("h1", "h2")
 KNOWN = {
     "client-cancel-download-h2": "lws 4.1.6 only marks a client-reset h2 "
     "stream closed and tells nobody: the relay sends the rest of the "
-    "response (all 64 MiB) into the dead stream",
+    "response (all 64 MiB) into the dead stream (README, Limits)",
     "client-cancel-upload-h2": "lws 4.1.6 does not report a client "
-    "RST_STREAM: the relay waits for the rest of the body until an lws "
-    "timeout closes the stream and the whole client connection with it",
-    "pool-post-dropped-h1": "h1 only, a race: when the backend drops a "
-    "pooled connection after the request head while the client is paused "
-    "(rx flow control), relay_fail logs the 502 but it is never written; "
-    "the client hangs with no timeout",
-    "upload-client-pause-h1": "lws re-arms its timeout-secs (5 s default) "
-    "after every request-body callback, so a client pausing > 5 s "
-    "mid-upload is cut off although idle-timeout-ms is 30000",
-    "upload-client-pause-h2": "as h1: lws's 5 s HTTP_CONTENT timeout on "
-    "the stream fires and takes the whole h2 connection with it",
+    "RST_STREAM: the relay waits for the rest of the body until "
+    "idle-timeout-ms ends it (README, Limits)",
 }
 
 
