@@ -32,6 +32,9 @@ CASES = []
 # Cases that fail because of an open product bug, with the reason: ctest
 # registers them DISABLED; `hostile.py --build-dir B known` runs them.
 KNOWN = {
+    "duplicate-host": "two Host headers are joined by lws 4.1.6 "
+    "('good,  evil.example') and forwarded with 200 instead of a 400 "
+    "(RFC 9112 3.2); the plugin could refuse a Host containing ','",
 }
 
 
@@ -193,6 +196,264 @@ def h2conn(env):
 
 
 # -- cases: hostile clients ------------------------------------------------
+
+
+def tag_targets(backend, prefix):
+    """Targets the backend saw that carry a ?t= tag, as a set."""
+    return {q["target"] for q in backend.requests()
+            if q["target"].startswith(prefix)}
+
+
+# (request bytes, daemon's answer, whether the backend sees it).  Answers:
+# a status, or "close" (closed with nothing written).  shut: the client
+# half-closes after sending (lws otherwise waits out its timeout for the
+# rest of a head it cannot parse).
+MALFORMED = [
+    (b"GET\r\n\r\n", "403", False),
+    (b"GET /app/echo?t=09\r\n\r\n", "200", True),            # HTTP/0.9 form
+    (b"GET /app/echo?t=extra HTTP/1.1 extra\r\nHost: x\r\n\r\n", "200",
+     True),
+    (b"GET /app/echo?t=v99 HTTP/9.9\r\nHost: x\r\n\r\n", "200", True),
+    (b"G\x00ET /app/echo?t=nul HTTP/1.1\r\nHost: x\r\n\r\n", "403", False),
+    (b"GET  /app/echo?t=sp  HTTP/1.1\r\nHost: x\r\n\r\n", "200", True),
+    (b"\r\n\r\n", "close", False),
+    (bytes(range(256)) + b"\r\n\r\n", "403", False),
+    (b"A" * 5000 + b" /app/echo?t=longm HTTP/1.1\r\nHost: x\r\n\r\n", "403",
+     False),
+    (b"GET http://evil.example/app/echo?t=abs HTTP/1.1\r\nHost: x\r\n\r\n",
+     "403", False),
+    (b"GET app/echo?t=noslash HTTP/1.1\r\nHost: x\r\n\r\n", "403", False),
+    (b"GET /app/echo?t=lf HTTP/1.1\nHost: x\n\n", "200", True),
+    (b"GET /app/echo?t=" + b"q" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+     "close", False),
+    (b"GET /app/echo?t=emptyname HTTP/1.1\r\nHost: x\r\n: y\r\n\r\n",
+     "close", False),
+    (b"GET /app/echo?t=nocolon HTTP/1.1\r\nHost: x\r\nnocolon\r\n\r\n",
+     "close", False),
+    (b"GET /app/echo?t=fold HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+     "close", False),
+    (b"GET /app/echo?t=spname HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+     "200", True),
+    (b"PROPFIND /app/echo?t=propfind HTTP/1.1\r\nHost: x\r\n\r\n", "403",
+     False),
+]
+
+
+def _tag(req):
+    i = req.find(b"?t=")
+    if i < 0:
+        return None
+    return "/echo?t=" + req[i + 3:].split(b" ")[0].split(b"\r")[0] \
+        .split(b"\n")[0].decode("latin-1")
+
+
+@case("malformed-request-lines")
+def t_malformed(env, ev):
+    main = env.backends["main"]
+    want_seen = set()
+    bad = []
+    for req, want, seen in MALFORMED:
+        a = raw_h1(env, req, shut=True)
+        print("%-60r -> %s" % (req[:60], a.short()))
+        if a.short() != want:
+            bad.append("%r: got %s, want %s" % (req[:80], a.short(), want))
+        if seen:
+            want_seen.add(_tag(req))
+    check(not bad, "answers differ:\n  %s", "\n  ".join(bad))
+    got = tag_targets(main, "/echo?t=")
+    eq(got, want_seen, "requests the backend saw")
+
+
+# header values with CR, LF or NUL (h1): the answer, and what the
+# backend got in their place
+CTL_HEADERS = [
+    (b"X-Custom-Fwd: a\rInjected: 1", "200"),
+    (b"X-Custom-Fwd: a\x00Injected: 1", "200"),
+    (b"X-Custom-Fwd: a\nInjected: 1", "200"),
+    (b"User-Agent: a\rInjected: 1", "200"),
+    (b"User-Agent: a\x00b", "200"),
+    (b"Cookie: a=1\r\x00\nX-Custom-Fwd: b", "200"),
+]
+
+
+def _no_ctl(headers, what):
+    for n, v in headers:
+        check(not any(c in n + v for c in "\r\n\0"),
+              "%s: the backend got a header with CR/LF/NUL: %r", what,
+              (n, v))
+
+
+@case("header-ctl-chars")
+def t_header_ctl(env, ev):
+    main = env.backends["main"]
+    for i, (h, want) in enumerate(CTL_HEADERS):
+        req = b"GET /app/echo?t=ctl%d HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (
+            i, h)
+        a = raw_h1(env, req)
+        reqs = [q for q in main.requests()
+                if q["target"] == "/echo?t=ctl%d" % i]
+        print("%r -> %s, backend got %r" % (h, a.short(), [
+            x for q in reqs for x in q["headers"]
+            if x[0].lower() not in ("host", "x-forwarded-for",
+                                    "x-forwarded-proto",
+                                    "x-forwarded-host")]))
+        eq(a.short(), want, "answer to %r" % h)
+        check(len(reqs) <= 1, "%r: backend saw %d requests", h, len(reqs))
+        for q in reqs:
+            _no_ctl(q["headers"], repr(h))
+    # h2: a field value with CR, LF or NUL is malformed (RFC 9113 8.2.1);
+    # it must never reach the backend
+    c = env.h2client()
+    c.c.config.validate_outbound_headers = False
+    c.c.config.normalize_outbound_headers = False
+    sids = []
+    for i, v in enumerate(["a\r\nInjected: 1", "a\x00b", "a\rb", "a\nb"]):
+        sids.append(c.request("GET", "/app/echo?t=h2ctl%d" % i,
+                              [("user-agent", v)]))
+    res = c.wait_all(sids, timeout=15)
+    c.close()
+    # lws drops such a field before the plugin sees it: the request goes
+    # through without it
+    ans = [h2_status(st) for st in res]
+    print("h2 user-agent with CR/LF/NUL -> %r" % ans)
+    eq(ans, [200] * 4, "h2 answers")
+    for i in range(4):
+        reqs = [q for q in main.requests()
+                if q["target"] == "/echo?t=h2ctl%d" % i]
+        eq(len(reqs), 1, "backend requests for h2 stream %d" % i)
+        print("  backend got user-agent %r" % [
+            v for n, v in reqs[0]["headers"] if n.lower() == "user-agent"])
+    for q in main.requests():
+        _no_ctl(q["headers"], q["target"])
+
+
+@case("header-64k")
+def t_header_64k(env, ev):
+    """A 64 KiB header: lws 4.1.6 has no 431 and closes the connection
+    when its header buffer (max-http-header-data) is full."""
+    main = env.backends["main"]
+    for name in (b"X-Big", b"User-Agent", b"Cookie"):
+        req = b"GET /app/echo?t=big HTTP/1.1\r\nHost: x\r\n%s: %s\r\n\r\n" \
+            % (name, b"b" * 65536)
+        a = raw_h1(env, req)
+        print("h1 %s: 64 KiB -> %s" % (name.decode(), a.short()))
+        eq(a.short(), "close", "answer to a 64 KiB %s" % name.decode())
+    c = env.h2client()
+    try:
+        sid = c.request("GET", "/app/echo?t=big2",
+                        [("user-agent", "b" * 65536)])
+        st = c.wait_all([sid], timeout=15)[0]
+        ans = "status %s reset %s" % (h2_status(st), st["reset"])
+    except (Failure, OSError) as e:
+        # the daemon closes while the header block is still being sent
+        print("h2: %s" % e)
+        ans = "close"
+    print("h2 64 KiB user-agent -> %s" % ans)
+    eq(ans, "close", "h2 answer to a 64 KiB header")
+    try:
+        c.s.close()
+    except OSError:
+        pass
+    eq(tag_targets(main, "/echo?t=big"), set(), "oversized requests the "
+       "backend saw")
+
+
+SMUGGLE = b"GET /app/echo?smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+SMUGGLING = [
+    # (name, head lines, body), daemon's answer
+    ("cl+te", b"Content-Length: 5\r\nTransfer-Encoding: chunked",
+     b"0\r\n\r\n" + SMUGGLE, "400"),
+    ("te+cl", b"Transfer-Encoding: chunked\r\nContent-Length: 5",
+     b"0\r\n\r\n" + SMUGGLE, "400"),
+    ("two-cl", b"Content-Length: 5\r\nContent-Length: 40",
+     b"hello" + SMUGGLE, "400"),
+    ("two-cl-same", b"Content-Length: 5\r\nContent-Length: 5",
+     b"hello" + SMUGGLE, "400"),
+    ("cl-list", b"Content-Length: 5, 5", b"hello" + SMUGGLE, "400"),
+    ("cl-plus", b"Content-Length: +5", b"hello" + SMUGGLE, "400"),
+    ("te-chunked-identity", b"Transfer-Encoding: chunked, identity",
+     b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLE, "400"),
+    ("te-identity-chunked", b"Transfer-Encoding: identity, chunked",
+     b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLE, "400"),
+    ("te-twice", b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+     b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLE, "400"),
+    ("te-xchunked", b"Transfer-Encoding: xchunked\r\nContent-Length: 5",
+     b"hello" + SMUGGLE, "400"),
+    ("te-tab", b"Transfer-Encoding:\tchunked",
+     b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLE, "400"),
+    ("chunk-bad-size", b"Transfer-Encoding: chunked",
+     b"zz\r\nhello\r\n0\r\n\r\n" + SMUGGLE, "400"),
+    # well-formed chunked: the body is de-chunked and the connection
+    # closed after the answer, so what follows is never parsed
+    ("chunked-then-more", b"Transfer-Encoding: chunked",
+     b"5;ext\r\nhello\r\n0\r\n\r\n" + SMUGGLE, "200"),
+]
+
+
+@case("smuggling")
+def t_smuggling(env, ev):
+    """The backend must never see a request the client did not send as
+    one: every ambiguous framing is refused (400, and the client
+    connection closed) before anything reaches the backend."""
+    main = env.backends["main"]
+    bad = []
+    for name, lines, body, want in SMUGGLING:
+        req = b"POST /app/echo?t=%s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n%s" % (
+            name.encode(), lines, body)
+        a = raw_h1(env, req)
+        print("%-22s -> %s%s" % (name, a.short(), " (connection: close)" if
+                                 "connection: close" in a.head.lower()
+                                 else ""))
+        if a.short() != want:
+            bad.append("%s: got %s, want %s" % (name, a.short(), want))
+        if a.status == 400:
+            check("connection: close" in a.head.lower(),
+                  "%s: 400 without connection: close", name)
+    seen = [q["target"] for q in main.requests()]
+    print("backend saw %r" % seen)
+    check(not any("smuggled" in t for t in seen),
+          "the backend saw a smuggled request: %r", seen)
+    eq(sorted(t for t in seen if t.startswith("/echo?t=")),
+       sorted("/echo?t=" + n for n, _, _, w in SMUGGLING if w == "200"),
+       "requests that reached the backend")
+    check(not bad, "answers differ:\n  %s", "\n  ".join(bad))
+    # h2: a content-length the DATA does not match is malformed
+    c = env.h2client()
+    c.c.config.validate_outbound_headers = False
+    sid = c.start("POST", "/app/echo?t=h2-cl-short",
+                  [("content-length", "5")])
+    c.c.send_data(sid, b"hello" + SMUGGLE, end_stream=True)
+    c.flush()
+    try:
+        st = c.wait_all([sid], timeout=15)[0]
+        ans = "status %s reset %s" % (h2_status(st), st["reset"])
+    except Failure:
+        check(c.closed, "h2: no answer and no close")
+        ans = "goaway %r" % c.goaway
+    print("h2 content-length 5 with %d bytes -> %s" % (5 + len(SMUGGLE),
+                                                       ans))
+    c.close()
+    seen = [q["target"] for q in main.requests()]
+    check(not any("smuggled" in t for t in seen),
+          "the backend saw a smuggled request: %r", seen)
+    for q in main.requests():
+        if q["target"] == "/echo?t=h2-cl-short":
+            check(False, "h2 body longer than its content-length reached "
+                  "the backend: %r", q)
+
+
+@case("duplicate-host")
+def t_dup_host(env, ev):
+    """RFC 9112 3.2: more than one Host is a 400.  The backend must never
+    see a Host the client did not send as one value."""
+    main = env.backends["main"]
+    a = raw_h1(env, b"GET /app/echo?t=duphost HTTP/1.1\r\nHost: good\r\n"
+               b"Host: evil.example\r\n\r\n")
+    hosts = [v for q in main.requests() if q["target"] == "/echo?t=duphost"
+             for n, v in q["headers"] if n.lower() == "host"]
+    print("two Host headers -> %s, backend saw Host %r" % (a.short(), hosts))
+    eq(a.short(), "400", "answer to two Host headers")
+    eq(hosts, [], "Host values the backend saw")
 
 
 # -- runner ----------------------------------------------------------------
