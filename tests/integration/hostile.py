@@ -23,7 +23,7 @@ import posixpath
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from harness import (PYTHON, Env, Failure, Proc, check, eq,  # noqa: E402
-                     h2_status, hdr1, proc_status, wait_until)
+                     h2_status, hdr1, proc_fds, proc_status, wait_until)
 
 EVIL = os.path.join(HERE, "evil_backend.py")
 
@@ -32,6 +32,9 @@ CASES = []
 # Cases that fail because of an open product bug, with the reason: ctest
 # registers them DISABLED; `hostile.py --build-dir B known` runs them.
 KNOWN = {
+    "h2-cancel-burst": "an h2 client that cancels 50 proxied streams at "
+    "once loses its whole connection (closed without GOAWAY) after a few "
+    "hundred; 1 or 5 at a time, or 50 on a non-proxied path, is fine",
     "duplicate-host": "two Host headers are joined by lws 4.1.6 "
     "('good,  evil.example') and forwarded with 200 instead of a 400 "
     "(RFC 9112 3.2); the plugin could refuse a Host containing ','",
@@ -454,6 +457,267 @@ def t_dup_host(env, ev):
     print("two Host headers -> %s, backend saw Host %r" % (a.short(), hosts))
     eq(a.short(), "400", "answer to two Host headers")
     eq(hosts, [], "Host values the backend saw")
+
+
+
+# paths that try to leave /jail (-> jail backend's /inside); the answer
+# to each, h1 raw (exactly these bytes) and h2 (exactly this :path)
+ESCAPES = [
+    ("/jail/../app/echo?t=e1", "200"),
+    ("/jail/%2e%2e/%2e%2e/etc/passwd?t=e2", "404"),
+    ("/jail/%2E%2E%2Fapp/echo?t=e3", "200"),     # lws: /app/echo
+    ("/jail/..%2f..%2fetc/passwd?t=e4", "404"),
+    ("/jail//../../etc/passwd?t=e5", "404"),
+    ("/jail/echo/..%5c..%5cetc?t=e6", "200"),    # '\' is no separator
+    ("/jail/%252e%252e/%252e%252e/etc?t=e7", "404"),
+    ("/jail/.%2e/.%2e/etc?t=e8", "404"),
+    ("/jail/echo/../../../../etc/passwd?t=e9", "404"),
+    ("/jail/./echo/%2e/x?t=e10", "200"),
+    ("//jail/../../etc?t=e11", "404"),
+    ("/jail/%c0%ae%c0%ae/etc?t=e12", "404"),
+]
+
+
+@case("path-escape", jail=True)
+def t_path_escape(env, ev):
+    jail = env.backends["jail"]
+    bad = []
+    c = env.h2client()
+    for path, want in ESCAPES:
+        a = raw_h1(env, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" %
+                   path.encode())
+        sid = c.request("GET", path)
+        st = c.wait_all([sid])[0]
+        h2s = str(h2_status(st))
+        print("%-45s h1 %s h2 %s" % (path, a.short(), h2s))
+        if a.short() != want:
+            bad.append("h1 %s: got %s, want %s" % (path, a.short(), want))
+    c.close()
+    seen = [q["target"] for q in jail.requests()]
+    print("jail backend saw %r" % seen)
+    for t in seen:
+        p = urllib.parse.unquote(t.partition("?")[0])
+        norm = posixpath.normpath(p)
+        check(norm == "/inside" or norm.startswith("/inside/"),
+              "jail backend saw %r, outside /inside", t)
+        check(".." not in p.split("/"),
+              "jail backend saw a dot-dot segment: %r", t)
+    check(not bad, "answers differ:\n  %s", "\n  ".join(bad))
+
+
+SLOW_N = 300
+
+
+@case("slowloris", timeout=90)
+def t_slowloris(env, ev):
+    """SLOW_N connections each with half a request head, plus 50 TLS
+    connections that never finish the handshake: a normal request still
+    gets through on h1 and h2, and the daemon closes the idle ones (lws
+    timeout) without answering them."""
+    base = env.fd_baseline()
+    socks = []
+    for i in range(SLOW_N):
+        s = socket.create_connection(("127.0.0.1", env.http_port))
+        s.sendall(b"GET /app/echo?t=slow%d HTTP/1.1\r\nHost: x\r\n"
+                  b"X-Custom-Fwd: " % i)
+        socks.append(s)
+    for i in range(50):
+        s = socket.create_connection(("127.0.0.1", env.https_port))
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        socks.append(s)
+    pid = env.serving_pid()
+    wait_until(lambda: proc_fds(pid)["tcp"] >= len(socks),
+               "the daemon to accept %d idle connections" % len(socks),
+               alive=env.daemon.exited)
+    env.get_ok("h1", "/app/echo?t=normal1")
+    env.get_ok("h2", "/app/echo?t=normal2")
+    t0 = time.monotonic()
+    got = {}
+    pending = list(socks)
+    deadline = t0 + 60
+    while pending and time.monotonic() < deadline:
+        r, _, _ = select.select(pending, [], [], 1)
+        for s in r:
+            try:
+                d = s.recv(65536)
+            except OSError:
+                d = b""
+            if d:
+                got[s] = got.get(s, b"") + d
+                continue
+            pending.remove(s)
+    print("%d idle connections closed by the daemon after %.1fs, %d still "
+          "open" % (len(socks) - len(pending), time.monotonic() - t0,
+                    len(pending)))
+    answered = [d[:60] for d in got.values()]
+    for s in socks:
+        s.close()
+    eq(len(pending), 0, "idle connections the daemon left open")
+    http_answers = [d for d in answered if d.startswith(b"HTTP/")]
+    eq(http_answers, [], "answers to half-sent requests")
+    seen = [q["target"] for q in env.backends["main"].requests()
+            if q["target"].startswith("/echo?t=slow")]
+    eq(seen, [], "half-sent requests the backend saw")
+    env.fd_settle(base, "slowloris")
+
+
+NEVER_BIG = 1 << 30
+RSS_BOUND_KB = 32 * 1024
+
+
+def _never_reads(env, proto):
+    """A client asks for 1 GiB and never reads: the daemon's memory stays
+    bounded and idle-timeout-ms (1500) later it lets go of the backend
+    connection; the backend sees the close."""
+    main = env.backends["main"]
+    pid = env.serving_pid()
+    env.get_ok(proto, "/app/big/4194304")
+    before = proc_status(pid)
+    target = "/big/%d" % NEVER_BIG
+    if proto == "h1":
+        s = socket.create_connection(("127.0.0.1", env.http_port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /app%s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
+        c = None
+    else:
+        c = env.h2client()
+        c.request("GET", "/app" + target)
+        s = c.s
+    wait_until(lambda: any(q["target"] == target for q in main.requests()),
+               "the download to reach the backend")
+    conn = [q["conn"] for q in main.requests() if q["target"] == target][0]
+    wait_until(lambda: conn in main.stats()["closed"],
+               "backend connection %d closed after idle-timeout-ms" % conn,
+               timeout=30, alive=env.daemon.exited)
+    after = proc_status(pid)
+    grow = after["VmHWM"] - before["VmHWM"]
+    print("%s: backend connection %d closed; daemon VmHWM +%d KiB" % (
+        proto, conn, grow))
+    check(grow < RSS_BOUND_KB, "daemon peak RSS grew %d KiB", grow)
+    s.close()
+
+
+@case("client-never-reads-h1", pvo={"idle-timeout-ms": "1500"})
+def t_never_reads_h1(env, ev):
+    _never_reads(env, "h1")
+
+
+@case("client-never-reads-h2", pvo={"idle-timeout-ms": "1500"})
+def t_never_reads_h2(env, ev):
+    _never_reads(env, "h2")
+
+
+def _reset_burst(env, total, per):
+    """Open `per` streams and cancel each at once, `total` in all, on one
+    connection; returns (streams sent, the connection still serves)."""
+    import h2.errors
+    import h2.exceptions
+    c = env.h2client()
+    n = 0
+    try:
+        while n < total:
+            for i in range(per):
+                sid = c.request("GET", "/app/bytes/100?t=rr%d" % n)
+                c.c.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+                n += 1
+            c.flush()
+            # take what came back, so windows and socket buffers move
+            c.s.settimeout(0.01)
+            try:
+                d = c.s.recv(1 << 20)
+            except (socket.timeout, ssl.SSLWantReadError):
+                d = None
+            if d == b"":
+                raise OSError("closed by the daemon")
+            if d:
+                c.c.receive_data(d)
+                c.flush()
+        c.s.settimeout(30)
+        sid = c.request("GET", "/app/bytes/4097")
+        st = c.wait_all([sid])[0]
+        eq(h2_status(st), 200, "request after the resets")
+        alive = True
+    except (Failure, OSError, h2.exceptions.ProtocolError) as e:
+        print("connection lost after %d cancelled streams: %s" % (n, e))
+        alive = False
+    try:
+        c.close()
+    except OSError:
+        pass
+    return n, alive
+
+
+@case("h2-rapid-reset", timeout=90)
+def t_rapid_reset(env, ev):
+    """CVE-2023-44487 style: 2000 streams opened and cancelled at once,
+    50 at a time; where the daemon drops a connection the attack goes on
+    on a new one.  The daemon stays up and serves, fds and backend
+    connections come back."""
+    main = env.backends["main"]
+    env.get_ok("h2", "/app/bytes/100")
+    base = env.fd_baseline()
+    sent = drops = 0
+    while sent < 2000:
+        n, alive = _reset_burst(env, 2000 - sent, 50)
+        sent += n
+        drops += not alive
+        check(env.daemon.exited() is None, "daemon died")
+    print("%d cancelled streams, %d connections dropped by the daemon, "
+          "backend saw %d" % (sent, drops, len(
+              [q for q in main.requests() if "t=rr" in q["target"]])))
+    env.get_ok("h2", "/app/echo?t=after")
+    env.fd_settle(base, "rapid reset", timeout=30)
+    wait_until(lambda: main.stats()["open"] <= 32, "backend connections "
+               "back to the pool size", timeout=30)
+
+
+@case("h2-cancel-burst")
+def t_cancel_burst(env, ev):
+    """A client cancelling 50 in-flight proxied streams at once (a page
+    navigation) keeps its connection: the other streams go on."""
+    n, alive = _reset_burst(env, 300, 50)
+    check(alive, "the daemon dropped the h2 connection after %d cancelled "
+          "streams", n)
+
+
+@case("h2-many-streams", timeout=90, pvo={"max-conns": "64"})
+def t_many_streams(env, ev):
+    """128 streams at once (the configured maximum) all complete; a client
+    that ignores the limit gets the excess refused, not served late.
+    max-conns 64: backend.py's listen backlog is 100, and a unix socket
+    connect past a full backlog fails at once (EAGAIN), which is a 503."""
+    import h2.settings
+    c = env.h2client()
+    c.pump(lambda: c.c.remote_settings.max_concurrent_streams < 2**31,
+           timeout=5)
+    limit = c.c.remote_settings.max_concurrent_streams
+    print("server max concurrent streams: %d" % limit)
+    sids = [c.request("GET", "/app/bytes/%d?seed=%d" % (20000 + i, i))
+            for i in range(limit)]
+    res = c.wait_all(sids, timeout=60)
+    from harness import pattern
+    for i, st in enumerate(res):
+        eq(h2_status(st), 200, "stream %d status" % i)
+        check(st["data"] == pattern(20000 + i, i), "stream %d body" % i)
+    # now ignore the limit: the peer's setting is overridden locally
+    c.c.remote_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = \
+        10 ** 6
+    c.c.remote_settings.acknowledge()
+    over = limit + 64
+    sids = [c.request("GET", "/app/bytes/%d" % 1000)
+            for i in range(over)]
+    try:
+        res = c.wait_all(sids, timeout=60)
+        ok = sum(1 for st in res if h2_status(st) == 200 and
+                 len(st["data"]) == 1000)
+        refused = sum(1 for st in res if st["reset"] is not None)
+        ans = "%d served, %d reset" % (ok, refused)
+    except Failure as e:
+        ans = "connection closed (goaway %r)" % (c.goaway,)
+        print(e)
+    print("%d streams at once on a %d-stream connection: %s" % (
+        over, limit, ans))
+    c.close()
 
 
 # -- runner ----------------------------------------------------------------
