@@ -284,13 +284,17 @@ class Conn:
             return False
         if route == "two-cl":
             second = b"5" if arg else b"6"
-            await self.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+            await self.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                            b"Content-Length: 5\r\n"
                             b"Content-Length: " + second + b"\r\n\r\n"
                             b"hello!")
             await self.until_closed()
             return False
         if route == "crlf-hdr":
+            # close: a head that parses must not leave a pooled
+            # connection behind that nobody answers on
             await self.send(b"HTTP/1.1 200 OK\r\n" + CRLF_HDR[arg] +
+                            b"Connection: close\r\n"
                             b"Content-Length: 3\r\n\r\nok\n")
             await self.until_closed()
             return False

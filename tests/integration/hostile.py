@@ -194,8 +194,6 @@ def raw_h1(env, data, timeout=15, shut=False):
         s.close()
 
 
-def h2conn(env):
-    return env.h2client()
 
 
 # -- cases: hostile clients ------------------------------------------------
@@ -718,6 +716,369 @@ def t_many_streams(env, ev):
     print("%d streams at once on a %d-stream connection: %s" % (
         over, limit, ans))
     c.close()
+
+
+
+
+def _rst_close(sock):
+    """Close with RST (SO_LINGER 0): the rudest way to go."""
+    import struct
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                        struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+@case("client-gone-mid-transfer", timeout=90)
+def t_gone_mid_transfer(env, ev):
+    """Ten h1 and ten h2 clients each start a 64 MiB download or a 16 MiB
+    upload and vanish (FIN or RST) part-way, all at once: the daemon
+    closes every client socket, its fds come back to the baseline and
+    the backend's connections are closed or back in the pool."""
+    main = env.backends["main"]
+    env.get_ok("h1", "/app/bytes/100")
+    env.get_ok("h2", "/app/bytes/100")
+    base = env.fd_baseline()
+    up = 16 << 20
+    socks = []
+    for i in range(10):
+        s = socket.create_connection(("127.0.0.1", env.http_port))
+        if i % 2:
+            s.sendall(b"GET /app/big/67108864?t=d%d HTTP/1.1\r\nHost: x"
+                      b"\r\n\r\n" % i)
+            got = b""
+            while len(got) < 100000:
+                got += s.recv(65536)
+        else:
+            s.sendall(b"POST /app/upload?t=u%d HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (i, up))
+            s.sendall(b"u" * (up // 4))
+        socks.append(s)
+    conns = []
+    for i in range(10):
+        c = env.h2client()
+        if i % 2:
+            sid = c.request("GET", "/app/big/67108864?t=h2d%d" % i)
+            c.pump(lambda: len(c.streams[sid]["data"]) >= 100000)
+        else:
+            sid = c.start("POST", "/app/upload?t=h2u%d" % i,
+                          [("content-length", str(up))])
+            c.send_bodies({sid: b"u" * (up // 4)}, end=False)
+        conns.append(c)
+    for i, s in enumerate(socks + [c.s for c in conns]):
+        if i % 3:
+            _rst_close(s)
+        else:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+    env.fd_settle(base, "20 clients gone mid-transfer", timeout=30)
+    wait_until(lambda: main.stats()["open"] <= 32,
+               "backend connections closed or pooled", timeout=30)
+    print("backend connections open afterwards: %d" % main.stats()["open"])
+
+
+# -- cases: misbehaving backends -------------------------------------------
+
+def _aborted(r):
+    """curl saw a transfer cut short (h1: 18 partial file / 56 recv
+    failure; h2: 92 stream error / 16 h2 framing), not a clean end."""
+    return r.rc in (18, 56, 92, 16)
+
+
+def _answer(r):
+    """One word for what curl saw: the status, or "aborted" after a head,
+    or "failed rc=N" without one."""
+    if r.rc == 0:
+        return str(r.status)
+    if r.status is not None and _aborted(r):
+        return "aborted"
+    return "failed rc=%d" % r.rc
+
+
+def _table(env, rows, what):
+    """rows: (path, want) where want is a status or "aborted" (h1, h2
+    alike) or a (h1, h2) pair; every answer is checked, all misses
+    reported at once."""
+    bad = []
+    for path, want in rows:
+        got = []
+        for i, proto in enumerate(("h1", "h2")):
+            w = want[i] if isinstance(want, tuple) else want
+            r = env.curl(proto, path, timeout=20)
+            a = _answer(r)
+            got.append(a)
+            if a != w:
+                bad.append("%s %s: got %s, want %s (%s)" % (
+                    proto, path, a, w, r.err.strip()[-200:]))
+        print("%-28s h1 %-8s h2 %s" % (path, got[0], got[1]))
+    check(not bad, "%s answers differ:\n  %s", what, "\n  ".join(bad))
+
+
+@case("backend-status-garbage", evil=True)
+def t_status_garbage(env, ev):
+    from evil_backend import STATUS_GARBAGE
+    # 10: a NUL in the reason phrase, which is never forwarded (lws
+    # writes its own): the head is accepted
+    _table(env, [("/evil/status-garbage/%d" % i, "200" if i == 10 else "502")
+                 for i in range(len(STATUS_GARBAGE))], "garbage head")
+
+
+@case("backend-head-endless", evil=True,
+      pvo={"max-header-kb": "8", "head-timeout-ms": "1500"})
+def t_head_endless(env, ev):
+    """A head that grows forever: 502 once past max-header-kb; a head
+    that stops half-way: 502 after head-timeout-ms (a partial head is a
+    broken response, not a missing one).  Either way the
+    proxy closes the backend connection."""
+    _table(env, [("/evil/head-endless", "502"), ("/evil/head-stall", "502")],
+           "endless head")
+    conns = {q["conn"] for q in ev.requests()}
+    wait_until(lambda: conns <= set(ev.stats()["closed"]),
+               "the proxy to close the backend connections %r" % conns)
+
+
+@case("backend-cl-short", evil=True)
+def t_cl_short(env, ev):
+    """Content-Length 100000, 50000 bytes, close: the client must see an
+    aborted transfer, never a complete one."""
+    _table(env, [("/evil/cl-short", "aborted")], "short body")
+
+
+@case("backend-bad-chunks", evil=True, pvo={"idle-timeout-ms": "2000"})
+def t_bad_chunks(env, ev):
+    """Broken chunked framing: the proxy holds the head until the first
+    chunk decodes, so a body that is wrong from its start is a 502; one
+    that stops mid-chunk (6, 8) aborts the client's transfer after
+    idle-timeout-ms.  Never a clean end."""
+    from evil_backend import BAD_CHUNK
+    _table(env, [("/evil/bad-chunk/%d" % i,
+                  "aborted" if i in (6, 8) else "502")
+                 for i in range(len(BAD_CHUNK))], "bad chunk")
+
+
+@case("backend-cl-te", evil=True)
+def t_cl_te(env, ev):
+    """Response framing the proxy cannot trust: CL with TE, two
+    different CLs -> 502.  Two equal CLs are one length (RFC 9110 8.6)."""
+    _table(env, [("/evil/cl-te", "502"), ("/evil/two-cl/0", "502"),
+                 ("/evil/two-cl/1", "502")], "ambiguous length")
+
+
+@case("backend-crlf-header", evil=True)
+def t_crlf_header(env, ev):
+    """A header value with CR, NUL or obs-fold is never forwarded: the
+    head is refused (502).  A bare LF (3) ends the line (RFC 9112 2.2
+    allows that), so "Injected: 1" is a header of its own, re-sent
+    cleanly: 200."""
+    from evil_backend import CRLF_HDR
+    rows = [("/evil/crlf-hdr/%d" % i, "200" if i == 3 else "502")
+            for i in range(len(CRLF_HDR))]
+    _table(env, rows, "CR/LF header")
+    for i in range(len(CRLF_HDR)):
+        if i == 3:
+            continue
+        a = raw_h1(env, b"GET /evil/crlf-hdr/%d HTTP/1.1\r\nHost: x\r\n\r\n"
+                   % i)
+        check("injected" not in a.head.lower(),
+              "variant %d: injected header reached the client: %r", i,
+              a.head)
+
+
+@case("backend-never-answers", evil=True, pvo={"head-timeout-ms": "1000"})
+def t_never_answers(env, ev):
+    _table(env, [("/evil/never", "504")], "silent backend")
+    conns = {q["conn"] for q in ev.requests()}
+    wait_until(lambda: conns <= set(ev.stats()["closed"]),
+               "the proxy to close the silent backend connections")
+
+
+@case("backend-pool-reuse-closed", evil=True)
+def t_pool_reuse(env, ev):
+    """The backend closes (FIN or RST) a pooled keep-alive connection
+    when the next request arrives: a GET is retried once on a fresh
+    connection (200); a POST whose body the backend already took is not
+    sent again (502)."""
+    def trips(target):
+        return [(q["conn"], q.get("dropped")) for q in ev.requests()
+                if q["target"] == target]
+    bad = []
+    for proto in ("h1", "h2"):
+        for how in ("fin", "rst"):
+            r = env.curl(proto, "/evil/ka?drop=%s&p=%s" % (how, proto))
+            eq((r.rc, r.status), (0, 200), "keep-alive answer")
+            t = "/echo?t=get-%s-%s" % (how, proto)
+            r = env.curl(proto, "/evil" + t)
+            got = trips(t)
+            print("%s GET, pooled connection %s: %s, trips %r" % (
+                proto, how, _answer(r), got))
+            if _answer(r) != "200" or len(got) != 2 or \
+                    got[0][1] != how or got[1][1] is not None:
+                bad.append("%s GET %s: %s trips %r" % (proto, how,
+                                                      _answer(r), got))
+        for how in ("fin-after-body", "rst-after-body"):
+            r = env.curl(proto, "/evil/ka?drop=%s&p=%s" % (how, proto))
+            eq((r.rc, r.status), (0, 200), "keep-alive answer")
+            t = "/echo?t=post-%s-%s" % (how, proto)
+            r = env.curl(proto, "/evil" + t, data=b"p" * 50000)
+            got = trips(t)
+            print("%s POST, pooled connection %s: %s, trips %r" % (
+                proto, how, _answer(r), got))
+            if _answer(r) != "502" or len(got) != 1:
+                bad.append("%s POST %s: %s trips %r" % (proto, how,
+                                                       _answer(r), got))
+    check(not bad, "pooled-connection answers:\n  %s", "\n  ".join(bad))
+
+
+@case("backend-interim", evil=True)
+def t_interim(env, ev):
+    """1xx interim responses (100, 103 with a Link, 102, 200 of them) are
+    not passed on; the final 200 and its body are."""
+    from evil_backend import INTERIM
+    for i in range(len(INTERIM)):
+        for proto in ("h1", "h2"):
+            r = env.curl(proto, "/evil/interim/%d" % i)
+            codes = [b[0] for b in r.info["blocks"]]
+            print("%s interim %d: %s, heads %r" % (proto, i, _answer(r),
+                                                   codes))
+            eq((r.rc, r.status, r.body), (0, 200, b"final\n"),
+               "%s interim variant %d" % (proto, i))
+            eq(codes, [200], "%s heads the client saw (variant %d)" %
+               (proto, i))
+
+
+FLOOD_BOUND = 64 << 20
+
+
+@case("backend-floods", evil=True, pvo={"idle-timeout-ms": "2000"},
+      timeout=90)
+def t_floods(env, ev):
+    """The backend sends 1 GiB as fast as it can; the client reads
+    nothing.  The proxy takes a bounded amount (socket buffers plus
+    max-buffer-kb), its memory stays bounded, and idle-timeout-ms later
+    it closes the backend connection."""
+    pid = env.serving_pid()
+    env.get_ok("h1", "/app/big/4194304")
+    before = proc_status(pid)
+    for proto in ("h1", "h2"):
+        if proto == "h1":
+            s = socket.create_connection(("127.0.0.1", env.http_port))
+            s.sendall(b"GET /evil/flood?p=h1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        else:
+            c = env.h2client()
+            c.request("GET", "/evil/flood?p=h2")
+            s = c.s
+        target = "/flood?p=" + proto
+        wait_until(lambda: any(q["target"] == target
+                               for q in ev.requests()), "the flood")
+        conn = [q["conn"] for q in ev.requests()
+                if q["target"] == target][0]
+        wait_until(lambda: conn in ev.stats()["closed"],
+                   "the proxy to close the flooding connection %d" % conn,
+                   timeout=30, alive=env.daemon.exited)
+        sent = ev.stats()["flood"][str(conn)]
+        after = proc_status(pid)
+        print("%s: backend got %d KiB out before the proxy closed it; "
+              "daemon VmHWM +%d KiB" % (proto, sent >> 10,
+                                       after["VmHWM"] - before["VmHWM"]))
+        check(sent < FLOOD_BOUND, "the proxy took %d bytes", sent)
+        check(after["VmHWM"] - before["VmHWM"] < RSS_BOUND_KB,
+              "daemon peak RSS grew %d KiB",
+              after["VmHWM"] - before["VmHWM"])
+        s.close()
+
+
+@case("max-body-413", pvo={"max-body-kb": "64"})
+def t_max_body(env, ev):
+    """max-body-kb 64: a longer body is refused with 413 and never
+    reaches the backend; 64 KiB exactly passes."""
+    main = env.backends["main"]
+    ok = os.urandom(64 * 1024)
+    big = os.urandom(64 * 1024 + 1)
+    bad = []
+    for proto in ("h1", "h2"):
+        for name, body, extra, want in (
+                ("exact", ok, [], "200"),
+                ("over", big, [], "413"),
+                ("over-chunked", big, ["-H", "Transfer-Encoding: chunked"],
+                 "413")):
+            if proto == "h2" and name == "over-chunked":
+                continue    # h2 has no chunking; lws wants a length
+            t = "/upload?t=%s-%s" % (name, proto)
+            r = env.curl(proto, "/app" + t, data=body, extra=extra)
+            got = [q for q in main.requests() if q["target"] == t]
+            print("%s %s (%d bytes): %s, backend requests %d" % (
+                proto, name, len(body), _answer(r), len(got)))
+            if _answer(r) != want:
+                bad.append("%s %s: got %s want %s" % (proto, name,
+                                                      _answer(r), want))
+            # a chunked body's size is known only as it arrives: its head
+            # may have gone out, but never the whole body
+            if want == "413" and len(got) > (name == "over-chunked"):
+                bad.append("%s %s: reached the backend" % (proto, name))
+    # a lying client: content-length within the limit, more body after
+    a = raw_h1(env, b"POST /app/upload?t=lie HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Length: 10\r\n\r\n" + b"x" * 100000)
+    print("h1 CL 10 with 100000 bytes: %s" % a.short())
+    eq(a.short(), "200", "answer to the first 10 bytes")
+    check(not bad, "max-body answers:\n  %s", "\n  ".join(bad))
+
+
+@case("max-conns-503", evil=True,
+      pvo={"max-conns": "2", "connect-timeout-ms": "1000"})
+def t_max_conns(env, ev):
+    """max-conns 2 (per backend and vhost: the plain and the TLS vhost
+    count apart): two requests hold both backend connections; a third
+    waits connect-timeout-ms in the queue, then gets 503; the two finish
+    with 200 once the backend answers, and the backend is usable
+    again."""
+    for proto in ("h1", "h2"):
+        gate = "open-" + proto
+        if proto == "h1":
+            held = []
+            for i in range(2):
+                s = socket.create_connection(("127.0.0.1", env.http_port),
+                                             timeout=20)
+                s.sendall(b"GET /evil/hold?gate=%s&t=%d HTTP/1.1\r\n"
+                          b"Host: x\r\n\r\n" % (gate.encode(), i))
+                held.append(s)
+        else:
+            c = env.h2client()
+            sids = [c.request("GET", "/evil/hold?gate=%s&t=%d" % (gate, i))
+                    for i in range(2)]
+        wait_until(lambda: len([q for q in ev.requests()
+                                if q["target"].startswith(
+                                    "/hold?gate=" + gate)]) == 2,
+                   "both held %s requests at the backend" % proto)
+        r = env.curl(proto, "/evil/echo?t=third-" + proto)
+        print("%s third request with 2 of 2 connections busy: %s" % (
+            proto, _answer(r)))
+        eq(_answer(r), "503", "%s answer past max-conns" % proto)
+        with open(os.path.join(env.dir, gate), "w"):
+            pass
+        if proto == "h1":
+            for s in held:
+                buf = b""
+                while b"held\n" not in buf:
+                    d = s.recv(65536)
+                    check(d, "held request closed early: %r", buf)
+                    buf += d
+                eq(buf.split(b" ")[1], b"200", "held request status")
+                s.close()
+        else:
+            for st in c.wait_all(sids):
+                eq((h2_status(st), st["data"]), (200, b"held\n"),
+                   "held h2 request")
+            c.close()
+        r = env.curl(proto, "/evil/echo?t=later-" + proto)
+        eq(_answer(r), "200", "%s after the queue drained" % proto)
+    seen = [q["target"] for q in ev.requests()]
+    check(not any("third" in t for t in seen), "the 503'd requests reached "
+          "the backend: %r", seen)
 
 
 # -- runner ----------------------------------------------------------------
