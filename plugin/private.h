@@ -214,7 +214,8 @@ struct udsp_relay {
 	unsigned int		finish_pending:1; /* h2: wait for the flush */
 	unsigned int		immortal:1;
 	unsigned int		sul_armed:1;
-	unsigned int		lws_to_fix:1;	/* re-set lws's body timeout */	/* h2 stream exempt from lws
+	unsigned int		lws_to_fix:1;	/* re-set lws's body timeout */
+	unsigned int		truncated:1;	/* backend died mid-body */	/* h2 stream exempt from lws
 						 * timeouts (keep_client()) */
 };
 

@@ -893,6 +893,18 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 				lws_callback_on_writable(r->cwsi);
 			return;
 		}
+		if (r->res.head_done && !r->head_sent) {
+			/*
+			 * The head came but is not out yet: forward it and
+			 * the body so far, then abort, exactly as when the
+			 * close comes a little later (the order of events
+			 * differs between event loops).
+			 */
+			r->truncated = 1;
+			if (r->cwsi)
+				lws_callback_on_writable(r->cwsi);
+			return;
+		}
 		udsp_relay_fail(r, UDSP_E_BAD_RESPONSE,
 				"backend closed mid-response");
 		return;
@@ -1058,6 +1070,42 @@ udsp_relay_finish(struct udsp_relay *r)
 	return 0;
 }
 
+/*
+ * Head already out, body cut short: end the stream abnormally so the
+ * client can't mistake a truncated body for a complete one.  h1: close
+ * without the final chunk.  h2: lws 4.1.6 closes a stream wsi without
+ * RST_STREAM and has no API to send one, so with a declared content-length
+ * end the stream short (RFC 9113 8.1.1 makes that a malformed response,
+ * which clients report), and without one close the connection.  Returns
+ * what the client's WRITEABLE callback must return.
+ */
+static int
+abort_client(struct udsp_relay *r)
+{
+	struct lws *wsi = r->cwsi;
+
+	if (r->state != UDSP_RS_ABORTED)
+		udsp_relay_set_state(r, UDSP_RS_ABORTED, "truncated");
+	if (r->h2 && r->res_cl > 0 && !r->final_sent) {
+		uint8_t fin[LWS_PRE + 1];
+
+		r->final_sent = 1;
+		lws_write(wsi, fin + LWS_PRE, 0, LWS_WRITE_HTTP_FINAL);
+	} else if (r->h2) {
+		/*
+		 * Keep the stream: closing it now would make lws re-arm the
+		 * connection's keepalive timer over this kill.  The
+		 * connection takes the stream with it.
+		 */
+		lws_set_timeout(lws_get_network_wsi(wsi),
+				PENDING_TIMEOUT_KILLED_BY_PARENT,
+				LWS_TO_KILL_ASYNC);
+		return 0;
+	}
+
+	return -1;
+}
+
 int
 udsp_relay_client_writeable(struct udsp_relay *r)
 {
@@ -1083,37 +1131,13 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 	case UDSP_RS_FAILED:
 		return udsp_errpage_send(r);
 	case UDSP_RS_ABORTED:
-		/*
-		 * Head already out: end the stream abnormally so the client
-		 * can't mistake a truncated body for a complete one.  h1:
-		 * close without the final chunk.  h2: lws 4.1.6 closes a
-		 * stream wsi without RST_STREAM and has no API to send one,
-		 * so with a declared content-length end the stream short
-		 * (RFC 9113 8.1.1 makes that a malformed response, which
-		 * clients report), and without one close the connection.
-		 */
-		if (r->h2 && r->res_cl > 0 && !r->final_sent) {
-			uint8_t fin[LWS_PRE + 1];
-
-			r->final_sent = 1;
-			lws_write(wsi, fin + LWS_PRE, 0, LWS_WRITE_HTTP_FINAL);
-		} else if (r->h2) {
-			/*
-			 * Keep the stream: closing it now would make lws
-			 * re-arm the connection's keepalive timer over this
-			 * kill.  The connection takes the stream with it.
-			 */
-			lws_set_timeout(lws_get_network_wsi(wsi),
-					PENDING_TIMEOUT_KILLED_BY_PARENT,
-					LWS_TO_KILL_ASYNC);
-			return 0;
-		}
-		return -1;
+		return abort_client(r);
 	case UDSP_RS_DONE:
 		return 0;
 	default:
 		break;
 	}
+
 
 	if (!r->res.head_done)
 		return 0;	/* early h2 writeable while body arrives */
@@ -1129,7 +1153,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 			r->final_sent = 1;
 			return udsp_relay_finish(r);
 		}
-		if (udsp_buf_len(&r->o) || r->res_done)
+		if (udsp_buf_len(&r->o) || r->res_done || r->truncated)
 			lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -1188,12 +1212,16 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		    udsp_buf_len(&r->o) <= r->o.cap / 4)
 			udsp_bconn_rx_flow(r->bc, 1);
 
-		if (udsp_buf_len(&r->o) || r->res_done)
+		if (udsp_buf_len(&r->o) || r->res_done || r->truncated)
 			lws_callback_on_writable(wsi);
 		if (!r->res_done)
 			arm(r, r->vhd->conf.idle_ms);
 		return 0;
 	}
+
+	if (r->truncated)
+		/* all that came is out; now show it was not all */
+		return abort_client(r);
 
 	if (!r->res_done || r->final_sent)
 		return 0;

@@ -460,9 +460,12 @@ class Env:
             self.daemon = self.lwsws.start(confdir, self.debug,
                                            self.daemon_log)
         else:
-            self.daemon = Proc("daemon", [self.daemon_bin, "-c", confdir,
-                                          "-d", str(self.debug)],
-                               self.daemon_log)
+            # UDSP_IT_DAEMON_PREFIX runs the daemon under a tool
+            # (valgrind: scripts/sanitize), then as one process (-s).
+            pre = os.environ.get("UDSP_IT_DAEMON_PREFIX", "").split()
+            self.daemon = Proc("daemon", pre + [
+                self.daemon_bin, "-c", confdir, "-d", str(self.debug)] +
+                (["-s"] if pre else []), self.daemon_log)
         wait_until(lambda: can_connect_tcp(self.http_port) and
                    can_connect_tcp(self.https_port),
                    "daemon ports %d/%d" % (self.http_port, self.https_port),

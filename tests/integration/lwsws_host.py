@@ -65,11 +65,6 @@ EXCLUDED = {
 # lws-uds-proxyd's poll loop), as cases.KNOWN: registered DISABLED under
 # lwsws until fixed; delete an entry when its fix lands.
 KNOWN_LWSWS = {
-    "die-mid-body-chunked-h1": (
-        "backend sends a chunked head + 16 KiB and closes: under lwsws the "
-        "plugin often handles the backend's EOF before writing the head it "
-        "already holds and answers 502 instead of a truncated 200"),
-    "die-mid-body-chunked-h2": "as die-mid-body-chunked-h1",
 }
 
 # Vhost keys of lws-uds-proxyd that lwsws's lejp-conf.c has no path for
