@@ -68,8 +68,12 @@ udsp_hdr_flags(const char *name, size_t len)
 {
 	const struct udsp_hdr_rule *r;
 
+	if (!len)
+		return UDSP_HF_REQ | UDSP_HF_RES;
+	/* per-request hot path: the first letter rules out most rows */
 	for (r = udsp_hdr_rules; r->name; r++)
-		if (strlen(r->name) == len && !strncasecmp(r->name, name, len))
+		if (r->name[0] == (name[0] | 0x20) &&
+		    strlen(r->name) == len && !strncasecmp(r->name, name, len))
 			return r->flags;
 
 	return UDSP_HF_REQ | UDSP_HF_RES;
