@@ -163,6 +163,7 @@ struct udsp_relay {
 	struct lws		*cwsi;	/* client stream; NULL once closed */
 	struct udsp_vhd		*vhd;	/* borrowed */
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
+	const struct lws_protocol_vhost_options *pmo; /* borrowed: mount */
 	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
 	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */
 	lws_dll2_t		wait;	/* be->waiting membership */

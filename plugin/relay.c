@@ -361,6 +361,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->cwsi = wsi;
 	r->vhd = vhd;
 	r->be = be;
+	r->pmo = pss->pmo;
 	r->id = ++vhd->next_id;
 	r->res_cl = -1;
 	r->spill.fd = -1;

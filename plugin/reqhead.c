@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <strings.h>
+#include <ctype.h>
 
 #if LWS_LIBRARY_VERSION_MAJOR > 4 || \
     (LWS_LIBRARY_VERSION_MAJOR == 4 && LWS_LIBRARY_VERSION_MINOR >= 3)
@@ -221,6 +222,40 @@ copy_custom(struct lws *wsi, struct sbuf *b, const char *name, size_t nl,
 	sb_hdr(b, name, nl, tmp, (size_t)l);
 }
 
+#if !defined(UDSP_HAVE_CUSTOM_FOREACH)
+/* Names from a mount's forward-headers list not already in the vhost's */
+static void
+mount_custom(struct udsp_relay *r, struct sbuf *b, const char *list,
+	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
+{
+	char name[66];
+	const char *s = list, *e;
+	size_t nl, k;
+	int n, dup;
+
+	while (s && *s) {
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		e = s;
+		while (*e && *e != ',' && *e != ' ' && *e != '\t')
+			e++;
+		nl = (size_t)(e - s);
+		if (nl && nl < sizeof(name) - 1 && udsp_hdr_name_ok(s, nl) &&
+		    udsp_hdr_req_forward(s, nl, conn, conn_len)) {
+			for (k = 0; k < nl; k++)
+				name[k] = (char)tolower((unsigned char)s[k]);
+			name[nl] = ':';
+			name[nl + 1] = '\0';
+			for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
+				dup = !strcmp(r->vhd->fwd[n], name);
+			if (!dup)
+				copy_custom(r->cwsi, b, name, nl, tmp, tmplen);
+		}
+		s = e;
+	}
+}
+#endif
+
 #if defined(UDSP_HAVE_CUSTOM_FOREACH)
 struct custom_ctx {
 	struct lws	*wsi;
@@ -322,6 +357,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 
 		lws_hdr_custom_name_foreach(wsi, custom_cb, &cc);
 #else
+		const struct lws_protocol_vhost_options *pmo;
+
 		for (n = 0; n < vhd->nfwd; n++) {
 			nl = strlen(vhd->fwd[n]) - 1;
 			/* the name's own policy was checked at init */
@@ -330,6 +367,11 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 				continue;
 			copy_custom(wsi, &b, vhd->fwd[n], nl, tmp, sizeof(tmp));
 		}
+		/* and the mount's own list (pmo "forward-headers") */
+		for (pmo = r->pmo; pmo; pmo = pmo->next)
+			if (!strcmp(pmo->name, "forward-headers"))
+				mount_custom(r, &b, pmo->value, conn, conn_len,
+					     tmp, sizeof(tmp));
 #endif
 	}
 
