@@ -15,7 +15,12 @@
 #include "conf-private.h"
 #include "origin.h"
 
-#define MAX_H2_STREAMS	10000
+/*
+ * lws 4.1.6 counts "immortal" streams per connection in a byte and aborts
+ * past 255 (lws_mux_mark_immortal); the plugin marks each proxied h2
+ * stream immortal once its request is in, so stay below that.
+ */
+#define MAX_H2_STREAMS	250
 
 static const char *
 pvo_get(const struct lws_protocol_vhost_options *pvo, const char *name)

@@ -316,6 +316,12 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	/* Host: the client's, so name-based backends and redirects work */
 	hl = lws_hdr_copy(wsi, host, sizeof(host), r->h2 ?
 			  WSI_TOKEN_HTTP_COLON_AUTHORITY : WSI_TOKEN_HOST);
+	/*
+	 * lws joins repeated fields with ',': two Host fields, which RFC 9112
+	 * 3.2 answers with 400, as nothing else decides which one counts.
+	 */
+	if (hl > 0 && memchr(host, ',', (size_t)hl))
+		goto bail;
 	if (hl <= 0 || !udsp_hdr_value_ok(host, (size_t)hl)) {
 		hl = lws_snprintf(host, sizeof(host), "%s",
 				  r->be->o.host[0] ? r->be->o.host :
