@@ -443,6 +443,13 @@ def check_readme(daemon_bin):
     blocks = re.findall(r"^```json[ \t]*\n(.*?)^```", readme, re.M | re.S)
     check(len(blocks) >= 4, "README.md: only %d ```json blocks; the check "
           "would be vacuous", len(blocks))
+    # docs/*.md quote configs too: same rule
+    docs = os.path.join(SRC_TOP, "docs")
+    for fn in sorted(os.listdir(docs)) if os.path.isdir(docs) else []:
+        if fn.endswith(".md"):
+            with open(os.path.join(docs, fn)) as f:
+                blocks += re.findall(r"^```json[ \t]*\n(.*?)^```", f.read(),
+                                     re.M | re.S)
     # A line holding only "..." elides lines: the pieces must appear in
     # that order in one file.
     bad = []
