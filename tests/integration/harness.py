@@ -49,12 +49,29 @@ def sha(b):
     return hashlib.sha256(b).hexdigest()
 
 
+_given_ports = set()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback TCP port nobody listens on.  Picked at random below the
+    kernel's ephemeral range (where bind(0) and every client's outgoing
+    connections draw from, so an earlier pick could come back at once),
+    never the same twice in this process, and checked bindable."""
+    import random
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        if port in _given_ports:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _given_ports.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32000")
 
 
 def wait_until(pred, what, timeout=10.0, alive=None):
