@@ -431,28 +431,90 @@ def parse_callgrind(dump):
 	return rows, total
 
 
-def callgrind_profile(cmd, port, outfile, path, nreq, log, procs):
-	"""Run cmd under callgrind, zero the counters once it serves, drive
-	nreq h1 requests, dump; returns ([(Ir, dso, fn)], total Ir)."""
+# functions whose call counts per request tell how the work is cut up
+COUNTED = ("SSL_write", "SSL_read", "malloc", "calloc", "realloc", "free",
+	   "lws_write", "lws_set_timeout", "lws_callback_on_writable",
+	   "send", "recv", "__send", "__libc_recv", "__libc_send", "writev",
+	   "getpeername", "http_parser_execute", "lws_snprintf")
+
+
+def callgrind_calls(dump):
+	"""Calls into each function of COUNTED, read from the dump's
+	cfn=/calls= lines (names are compressed to "(id)" after first use)."""
+	names = {}
+	calls = {}
+	cur = None
+	with open(dump, errors="replace") as f:
+		for line in f:
+			if line.startswith("cfn="):
+				m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.rstrip())
+				if not m:
+					cur = None
+					continue
+				if m.group(2):
+					names[m.group(1)] = m.group(2)
+				cur = names.get(m.group(1))
+			elif line.startswith("fn="):
+				m = re.match(r"fn=\((\d+)\)(?: (.*))?", line.rstrip())
+				if m and m.group(2):
+					names[m.group(1)] = m.group(2)
+			elif line.startswith("calls=") and cur in COUNTED:
+				calls[cur] = calls.get(cur, 0) + \
+					int(line[6:].split()[0])
+	return calls
+
+
+def callgrind_profile(cmd, ports, outfile, path, nreq, log, procs):
+	"""Run cmd under callgrind; for h1 then h2, warm up, zero the
+	counters, drive nreq requests, dump.  Returns {"h1"|"h2": ([(Ir, dso,
+	fn)], total Ir, requests done)}."""
 	vg = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + outfile,
 	      "--dump-instr=no"] + cmd
 	p = procs.start("callgrind", vg, log)
-	wait_up(p, "daemon under callgrind", ports=(port,), timeout=120)
-	u = "http://127.0.0.1:%d%s" % (port, path)
-	# warm the pool and lazy paths, then count only the measured requests
-	run(["h2load", "--h1", "-n", "200", "-c", "10", u],
-	    capture_output=True)
-	run(["callgrind_control", "-z", str(p.pid)], capture_output=True)
-	load = run(["h2load", "--h1", "-n", str(nreq), "-c", "10", u],
-		   capture_output=True, text=True).stdout
-	ok = re.search(r"(\d+) succeeded", load)
-	run(["callgrind_control", "-d", str(p.pid)], capture_output=True)
+	wait_up(p, "server under callgrind", ports=ports, timeout=120)
+	phases = [
+		("h1", ["h2load", "--h1", "-c", "10"],
+		 "http://127.0.0.1:%d%s" % (ports[0], path)),
+		("h2", ["h2load", "-c", "10", "-m", "10"],
+		 "https://127.0.0.1:%d%s" % (ports[1], path)),
+	]
+	res = {}
+	ndump = 0
+	nsmall = 400
+
+	def measure(load, n):
+		nonlocal ndump
+		run(["callgrind_control", "-z", str(p.pid)], capture_output=True)
+		text = run(load + ["-n", str(n), u], capture_output=True,
+			   text=True).stdout
+		run(["callgrind_control", "-d", str(p.pid)],
+		    capture_output=True)
+		ndump += 1
+		ok = re.search(r"(\d+) succeeded", text)
+		dump = "%s.%d" % (outfile, ndump)
+		if not ok or not os.path.exists(dump):
+			return None
+		rows, total = parse_callgrind(dump)
+		return rows, total, int(ok.group(1)), callgrind_calls(dump)
+
+	for kind, load, u in phases:
+		# warm the pool and lazy paths first
+		run(load + ["-n", "200", u], capture_output=True)
+		# two runs on the same number of new connections: their
+		# difference is the steady per-request cost, without accepts
+		# and TLS handshakes
+		small = measure(load, nsmall)
+		big = measure(load, nreq)
+		if not small or not big or big[2] <= small[2]:
+			continue
+		sm = {(o, f): ir for ir, o, f in small[0]}
+		rows = sorted(((ir - sm.get((o, f), 0), o, f)
+			       for ir, o, f in big[0]), key=lambda r: -r[0])
+		calls = {k: v - small[3].get(k, 0) for k, v in big[3].items()}
+		res[kind] = ([r for r in rows if r[0] > 0], big[1] - small[1],
+			     big[2] - small[2], calls)
 	procs.stop(p, timeout=60)
-	# the dump after -d carries a .1 suffix (the exit dump is .2 or none)
-	dump = outfile + ".1" if os.path.exists(outfile + ".1") else outfile
-	rows, total = parse_callgrind(dump)
-	nok = int(ok.group(1)) if ok else nreq
-	return rows, total, nok
+	return res
 
 
 def categorise(rows):
@@ -600,11 +662,13 @@ def main():
 			[pid["backend"], pid["nginx"]]
 		busy0, own0, wall0 = sys_busy_ticks(), own_ticks(srv), time.time()
 		res = {}	# (test, target) -> [result per round]
+		rforeign = []	# cores used by other work, per round
 		cpu = {}	# (test, target) -> [cpu us per request]
 		tl = tests(a.duration)
 		for rnd in range(a.rounds):
 			say("bench: round %d of %d (load %.2f)"
 			    % (rnd + 1, a.rounds, loadavg()))
+			rb, ro, rw = sys_busy_ticks(), own_ticks(srv), time.time()
 			order = ["ours", "nginx"] if rnd % 2 == 0 else \
 				["nginx", "ours"]
 			order += ["backend", "floor"]
@@ -628,6 +692,13 @@ def main():
 					    % (key_, LABEL[t], fmt(r["rps"]),
 					       "  (%d errors)" % r["errors"]
 					       if r["errors"] else ""))
+
+			tck = os.sysconf("SC_CLK_TCK")
+			rforeign.append(((sys_busy_ticks() - rb) -
+					 (own_ticks(srv) - ro)) / tck /
+					(time.time() - rw))
+			say("bench: other work during round %d: %.2f cores"
+			    % (rnd + 1, rforeign[-1]))
 
 		tck = os.sysconf("SC_CLK_TCK")
 		foreign = ((sys_busy_ticks() - busy0) - (own_ticks(srv) - own0)) \
@@ -663,7 +734,7 @@ def main():
 				c = cmd[t] + (["-g", "master_process off;"]
 					      if t == "nginx" else [])
 				prof["cg-" + t] = callgrind_profile(
-					c, ports[t + "_h1"],
+					c, (ports[t + "_h1"], ports[t + "_h2"]),
 					os.path.join(rundir, "callgrind-%s.out" % t),
 					"/small.txt", a.callgrind_requests,
 					os.path.join(rundir, "cg-%s.log" % t), procs)
@@ -671,7 +742,7 @@ def main():
 		procs.stop_all()
 
 	report = make_report(a, res, cpu, rss, prof, ports, cmd, load_start,
-			     load_end, t_meas, tl, foreign)
+			     load_end, t_meas, tl, foreign, rforeign)
 	say("")
 	say(report)
 	outp = a.out or os.path.join(
@@ -687,7 +758,7 @@ def main():
 
 
 def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
-		t_meas, tl, foreign):
+		t_meas, tl, foreign, rforeign):
 	L = []
 	cpu_model = "?"
 	with open("/proc/cpuinfo") as f:
@@ -718,7 +789,7 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 		 % (load_start, load_end)),
 		("other work during the rounds", "%.2f cores on average (all "
 		 "CPU time in /proc/stat less that of the benchmark's servers "
-		 "and clients)" % foreign),
+		 "and clients)" % max(0.0, foreign)),
 	):
 		L.append("| %s | %s |" % (k, v))
 	L.append("")
@@ -782,6 +853,8 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 	L.append("| test | target | " + " | ".join(
 		"round %d" % (i + 1) for i in range(a.rounds)) + " |")
 	L.append("| --- | --- |" + " ---: |" * a.rounds)
+	L.append("| (all) | other work on the machine, cores | " + " | ".join(
+		"%.2f" % max(0.0, f) for f in rforeign) + " |")
 	for key_, title, kind, path, mk, parse in tl:
 		for t in TARGETS:
 			rs = res.get((key_, t))
@@ -812,6 +885,55 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 	if prof:
 		L.extend(profile_section(a, prof))
 	return "\n".join(L) + "\n"
+
+
+def callgrind_section(a, t, kind, cg, lwsv):
+	rows, total, nok, calls = cg
+	L = []
+	who = {"ours": "lws-uds-proxyd (proxying to the backend)",
+	       "floor": "lws floor (file:// mount)",
+	       "nginx": "nginx proxy (master_process off)"}[t]
+	load = "h2load --h1 -n %d -c 10" if kind == "h1" else \
+		"h2load -n %d -c 10 -m 10"
+	L.append("### callgrind, %s, %s: `%s` on /small.txt\n"
+		 % (kind, who, load % a.callgrind_requests))
+	per = total / nok if nok else 0
+	L.append("After a 200-request warm-up, two counted runs on 10 new "
+		 "connections each (`callgrind_control -z`, load, `-d`): 400 "
+		 "requests and %d. Their difference, %s instructions for %d "
+		 "requests, leaves out accepts and TLS handshakes: **%s "
+		 "instructions per request**.\n"
+		 % (a.callgrind_requests, fmt(total), nok, fmt(per)))
+	shares = [(ir * 100.0 / total if total else 0, dso, f)
+		  for ir, dso, f in rows]
+	L.append("| where | share | instr/request |")
+	L.append("| --- | ---: | ---: |")
+	for c, sh in categorise(shares):
+		L.append("| %s | %.1f%% | %s |" % (c, sh, fmt(sh * per / 100)))
+	L.append("")
+	if calls and nok:
+		L.append("Calls per request: " + ", ".join(
+			"`%s` %.2f" % (k, v / nok) for k, v in
+			sorted(calls.items(), key=lambda kv: -kv[1])
+			if v / nok >= 0.01) + ".\n")
+	L.append("| share | instr/request | object | function |")
+	L.append("| ---: | ---: | --- | --- |")
+	for sh, dso, f in shares[:25]:
+		L.append("| %.2f%% | %s | %s | `%s` |"
+			 % (sh, fmt(sh * per / 100), os.path.basename(dso),
+			    fn_name(dso, f, lwsv)))
+	L.append("")
+	if t == "ours":
+		ours = [r for r in shares if category(r[1]) == "our plugin"]
+		if ours:
+			L.append("Our plugin by function (callgrind, %s):\n" % kind)
+			L.append("| share | instr/request | function |")
+			L.append("| ---: | ---: | --- |")
+			for sh, dso, f in ours[:20]:
+				L.append("| %.2f%% | %s | `%s` |"
+					 % (sh, fmt(sh * per / 100), f))
+			L.append("")
+	return L
 
 
 def profile_section(a, prof):
@@ -882,47 +1004,11 @@ def profile_section(a, prof):
 		L.append("")
 		L.append("Tracing slows the servers down; the counts per "
 			 "request are what matters here, not the rate.\n")
-	for t in ("ours", "floor", "nginx"):
-		cg = prof.get("cg-" + t)
-		if not cg:
-			continue
-		rows, total, nok = cg
-		who = {"ours": "lws-uds-proxyd (proxying to the backend)",
-		       "floor": "lws floor (file:// mount)",
-		       "nginx": "nginx proxy (master_process off)"}[t]
-		L.append("### callgrind, %s, `h2load --h1 -n %d -c 10` on "
-			 "/small.txt\n" % (who, a.callgrind_requests))
-		L.append("Counted after a 200-request warm-up "
-			 "(`callgrind_control -z`, then `-d`). Total %s "
-			 "instructions for %d requests: **%s instructions per "
-			 "request**.\n" % (fmt(total), nok,
-					      fmt(total / nok if nok else 0)))
-		shares = [(ir * 100.0 / total if total else 0, dso, fn)
-			  for ir, dso, fn in rows]
-		L.append("| where | share | instr/request |")
-		L.append("| --- | ---: | ---: |")
-		for c, s in categorise(shares):
-			L.append("| %s | %.1f%% | %s |"
-				 % (c, s, fmt(s * total / 100 / nok if nok else 0)))
-		L.append("")
-		L.append("| share | instr/request | object | function |")
-		L.append("| ---: | ---: | --- | --- |")
-		for s, dso, fn in shares[:25]:
-			L.append("| %.2f%% | %s | %s | `%s` |"
-				 % (s, fmt(s * total / 100 / nok if nok else 0),
-				    os.path.basename(dso), fn_name(dso, fn, lwsv)))
-		L.append("")
-		if t == "ours":
-			ours = [r for r in shares if category(r[1]) == "our plugin"]
-			if ours:
-				L.append("Our plugin by function (callgrind):\n")
-				L.append("| share | instr/request | function |")
-				L.append("| ---: | ---: | --- |")
-				for s, dso, fn in ours[:20]:
-					L.append("| %.2f%% | %s | `%s` |" % (
-						s, fmt(s * total / 100 / nok if nok
-						       else 0), fn))
-				L.append("")
+	for kind in ("h1", "h2"):
+		for t in ("ours", "floor", "nginx"):
+			cg = prof.get("cg-" + t, {}).get(kind)
+			if cg:
+				L.extend(callgrind_section(a, t, kind, cg, lwsv))
 	return L
 
 
