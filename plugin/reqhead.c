@@ -34,7 +34,10 @@ sb_put(struct sbuf *b, const char *s, size_t n)
 	if (b->err)
 		return;
 	if (b->len + n + 1 > b->cap) {
+		/* one allocation fits a typical head */
 		ncap = (b->cap + n + 1) * 2;
+		if (ncap < 1024)
+			ncap = 1024;
 		np = realloc(b->p ? b->p - LWS_PRE : NULL, LWS_PRE + ncap);
 		if (!np) {
 			b->err = 1;
