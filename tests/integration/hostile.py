@@ -438,10 +438,12 @@ def t_smuggling(env, ev):
     seen = [q["target"] for q in main.requests()]
     check(not any("smuggled" in t for t in seen),
           "the backend saw a smuggled request: %r", seen)
-    for q in main.requests():
-        if q["target"] == "/echo?t=h2-cl-short":
-            check(False, "h2 body longer than its content-length reached "
-                  "the backend: %r", q)
+    # The request head may already be on its way onward when lws sees
+    # the DATA overrun (the relay streams requests as they come); what
+    # must not happen is an answer to it, or the overrun reaching the
+    # backend as data of its own (checked above).
+    check(not ans.startswith("status 2"),
+          "h2 body longer than its content-length was answered: %s", ans)
 
 
 @case("duplicate-host")
