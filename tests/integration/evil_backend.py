@@ -8,13 +8,16 @@
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import signal
 import socket
 import struct
 import sys
+
+# The request side is the same as the well-behaved backend's: only the
+# answers misbehave.
+from backend import BadRequest, hget, read_body, read_head
 
 ROUTES = """
 /echo               200 JSON: method, target, headers, body_length,
@@ -98,58 +101,6 @@ class Stats:
     flood = {}
 
 
-class Bad(Exception):
-    pass
-
-
-async def read_head(reader):
-    try:
-        data = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None
-    lines = data[:-4].decode("latin-1").split("\r\n")
-    method, target, version = lines[0].split(" ", 2)
-    headers = []
-    for ln in lines[1:]:
-        n, _, v = ln.partition(":")
-        headers.append([n, v.strip(" \t")])
-    return method, target, version, headers
-
-
-def hget(headers, name):
-    vals = [v for n, v in headers if n.lower() == name]
-    return ", ".join(vals) if vals else None
-
-
-async def read_body(reader, headers):
-    h = hashlib.sha256()
-    total = 0
-    te = hget(headers, "transfer-encoding")
-    if te is not None:
-        if te.lower() != "chunked":
-            raise Bad("transfer-encoding %r" % te)
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if not size:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass
-                return total, h.hexdigest()
-            d = await reader.readexactly(size)
-            h.update(d)
-            total += size
-            if await reader.readexactly(2) != b"\r\n":
-                raise Bad("chunk end")
-    left = int(hget(headers, "content-length") or 0)
-    while left:
-        d = await reader.read(min(left, 1 << 16))
-        if not d:
-            raise Bad("eof in body")
-        h.update(d)
-        total += len(d)
-        left -= len(d)
-    return total, h.hexdigest()
-
-
 def query(target, name, default=None):
     for kv in target.partition("?")[2].split("&"):
         k, _, v = kv.partition("=")
@@ -203,7 +154,7 @@ class Conn:
                 head = await read_head(self.r)
                 if head is None or not await self.handle(*head):
                     break
-        except (Bad, ValueError) as e:
+        except (BadRequest, ValueError) as e:
             print("evil: conn %d: %s" % (self.id, e), file=sys.stderr)
         except (OSError, asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError):
