@@ -934,6 +934,47 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 	udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, "backend closed, no response");
 }
 
+#define UDSP_MERGE_MAX 8192	/* body bytes that may ride with the head */
+
+/*
+ * Copy the start of the buffered body (with chunk framing when we frame)
+ * behind the finished h1 head at p, as if written by the body path below;
+ * returns the new end.  The caller writes it all at once.
+ */
+static uint8_t *
+merge_first_piece(struct udsp_relay *r, uint8_t *p, const uint8_t *lim)
+{
+	size_t n = udsp_buf_len(&r->o), hl = 0, tl = 0;
+	char hdr[24];
+	int last;
+
+	if (n > UDSP_MERGE_MAX)
+		n = UDSP_MERGE_MAX;
+	last = r->res_done && n == udsp_buf_len(&r->o);
+	if (r->chunked_out) {
+		hl = udsp_chunk_hdr(hdr, n);
+		tl = last ? 7 : 2;
+	}
+	if ((size_t)(lim - p) < hl + n + tl)
+		return p;	/* no room: the body path sends it */
+
+	memcpy(p, hdr, hl);
+	p += hl;
+	memcpy(p, udsp_buf_data(&r->o), n);
+	p += n;
+	memcpy(p, "\r\n0\r\n\r\n", tl);
+	p += tl;
+
+	udsp_buf_consume(&r->o, n);
+	r->bytes_out += n;
+	if (last)
+		r->final_sent = 1;
+	if (r->bc && r->bc->paused && udsp_buf_len(&r->o) <= r->o.cap / 4)
+		udsp_bconn_rx_flow(r->bc, 1);
+
+	return p;
+}
+
 static int
 send_head(struct udsp_relay *r)
 {
@@ -1021,6 +1062,15 @@ send_head(struct udsp_relay *r)
 
 	if (lws_finalize_http_header(wsi, &p, end))
 		goto bail;
+
+	/*
+	 * h1: the first piece of body leaves in the same send() as the head.
+	 * A small response is then one syscall and one wake-up of the
+	 * client instead of two of each (h2 needs a frame per lws_write, so
+	 * there the piece follows in this same callback instead).
+	 */
+	if (!r->h2 && !r->no_body_out && udsp_buf_len(&r->o))
+		p = merge_first_piece(r, p, buf + r->vhd->scratch_len);
 
 	if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
 		      (enum lws_write_protocol)wp) < 0)
@@ -1150,13 +1200,11 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		}
 		r->head_sent = 1;
 		r->status_sent = r->res.status;
-		if (r->no_body_out) {
+		if (r->no_body_out || r->final_sent) {
 			r->final_sent = 1;
 			return udsp_relay_finish(r);
 		}
-		if (udsp_buf_len(&r->o) || r->res_done || r->truncated)
-			lws_callback_on_writable(wsi);
-		return 0;
+		/* the (rest of the) body follows in this same callback */
 	}
 
 	n = udsp_buf_len(&r->o);
