@@ -83,10 +83,7 @@ udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target)
 	if (r->vhd->alog_fd < 0)
 		return;
 
-	peer[0] = '\0';
-	lws_get_peer_simple(lws_get_network_wsi(wsi), peer, sizeof(peer));
-	if (!strncmp(peer, "::ffff:", 7) && strchr(peer + 7, '.'))
-		memmove(peer, peer + 7, strlen(peer + 7) + 1);
+	udsp_client_addr(wsi, peer, sizeof(peer));
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	hdr_esc(wsi, WSI_TOKEN_HTTP_REFERER, ref, sizeof(ref));

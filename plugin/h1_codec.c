@@ -5,6 +5,7 @@
  * used both for client request bodies and backend response bodies.
  * No lws calls, no allocation: every buffer belongs to the caller.
  */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <stdio.h>
@@ -458,7 +459,7 @@ void
 udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
 		 int head_req, udsp_h1_body_cb cb, void *user)
 {
-	memset(r, 0, sizeof(*r));
+	memset(r, 0, offsetof(struct udsp_h1_res, f));
 	http_parser_init(&r->p, HTTP_RESPONSE);
 	r->p.data = r;
 	r->hbuf = hbuf;

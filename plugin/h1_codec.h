@@ -56,7 +56,6 @@ struct udsp_h1_res {
 	};
 	char			*hbuf;		/* borrowed: caller's storage */
 	size_t			hcap, hlen;
-	struct udsp_h1_field	f[UDSP_H1_MAX_FIELDS];
 	unsigned int		nf;
 
 	int			status;		/* final status, once head_done */
@@ -79,6 +78,12 @@ struct udsp_h1_res {
 	uint8_t			hscan;		/* private: head pre-scan state */
 	uint8_t			hidx;		/* private: "HTTP/" match index */
 	const char		*herr;		/* private: deferred head error */
+
+	/*
+	 * Last, and not cleared by udsp_h1_res_init(): only f[0..nf) is ever
+	 * read, and zeroing 2 KiB per response showed in profiles.
+	 */
+	struct udsp_h1_field	f[UDSP_H1_MAX_FIELDS];
 };
 
 /* Error strings (comparable by pointer) */

@@ -169,8 +169,7 @@ struct udsp_relay {
 	lws_dll2_t		wait;	/* be->waiting membership */
 	lws_usec_t		deadline;	/* of the current timeout */
 	lws_usec_t		sul_at;		/* when sul is scheduled */
-	lws_usec_t		lws_to_set, lws_to_until; /* lws's timeout */
-	enum udsp_rstate	lws_to_state;	/* ...set in this state */
+	lws_usec_t		lws_to_until;	/* lws's own timeout */
 	unsigned long		id;
 	enum udsp_rstate	state;
 	enum udsp_err		err;
@@ -187,8 +186,7 @@ struct udsp_relay {
 	struct udsp_spill	spill;		/* h2 overflow of q */
 	int			method;		/* LWSHUMETH_*, or -1 */
 
-	/* response */
-	struct udsp_h1_res	res;
+	/* response (res itself is last: see udsp_relay_start()) */
 	char			*hbuf;		/* owned: res header block */
 	struct udsp_buf		o;		/* backend -> client */
 	int64_t			res_cl;		/* -1 none */
@@ -216,8 +214,9 @@ struct udsp_relay {
 	unsigned int		immortal:1;
 	unsigned int		sul_armed:1;
 	unsigned int		lws_to_fix:1;	/* re-set lws's body timeout */
-	unsigned int		truncated:1;	/* backend died mid-body */	/* h2 stream exempt from lws
-						 * timeouts (keep_client()) */
+	unsigned int		truncated:1;	/* backend died mid-body */
+
+	struct udsp_h1_res	res;		/* last: its f[] stays dirty */
 };
 
 struct udsp_pss {
@@ -271,6 +270,8 @@ udsp_bconn_unqueue(struct udsp_relay *r);
 /* reqhead.c: request head from the client's headers */
 int
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder);
+void
+udsp_client_addr(struct lws *wsi, char *buf, size_t len);
 const char *
 udsp_req_method(struct udsp_relay *r, char *buf, size_t len);
 void

@@ -10,6 +10,7 @@
 #include "private.h"
 #include "headers.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <ctype.h>
@@ -171,6 +172,29 @@ disarm(struct udsp_relay *r)
 }
 
 /*
+ * lws arms its own timeout-secs (default 5s) on an h1 client before
+ * LWS_CALLBACK_HTTP and on every body read, and would kill a client still
+ * waiting on a slower backend: keep it well behind ours.  It is set to
+ * twice our longest timeout, so that a request normally sets it once,
+ * not at each state change (each set is a sorted list insert in lws).
+ */
+static void
+lws_to_push(struct udsp_relay *r, lws_usec_t now)
+{
+	const struct udsp_conf *c = &r->vhd->conf;
+	unsigned int ms = c->connect_ms;
+	int secs;
+
+	if (c->head_ms > ms)
+		ms = c->head_ms;
+	if (c->idle_ms > ms)
+		ms = c->idle_ms;
+	secs = (int)(2 * (ms / 1000)) + 2;
+	lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT, secs);
+	r->lws_to_until = now + (lws_usec_t)secs * LWS_US_PER_SEC;
+}
+
+/*
  * (Re)start the relay's timer: ms from now.  Called on every bit of
  * progress, so it must be cheap: it only moves r->deadline, and the
  * scheduler (a sorted list insert) is touched only when the deadline comes
@@ -180,7 +204,6 @@ static void
 arm(struct udsp_relay *r, unsigned int ms)
 {
 	lws_usec_t now = lws_now_usecs();
-	int secs;
 
 	r->deadline = now + (lws_usec_t)ms * LWS_US_PER_MS;
 	if (!r->sul_armed || r->deadline < r->sul_at) {
@@ -190,22 +213,10 @@ arm(struct udsp_relay *r, unsigned int ms)
 		r->sul_at = r->deadline;
 	}
 
-	/*
-	 * lws arms its own timeout-secs (default 5s) on an h1 client after
-	 * LWS_CALLBACK_HTTP and on every body read, and would kill a client
-	 * still waiting on a slower backend: keep it behind ours, setting
-	 * it again at each state change and when half of it is used up.
-	 */
 	if (r->h2 || !r->cwsi || r->state >= UDSP_RS_DONE)
 		return;
-	if (r->lws_to_state == r->state &&
-	    now + (r->lws_to_until - r->lws_to_set) / 2 < r->lws_to_until)
-		return;
-	secs = (int)(ms / 1000) + 2;
-	lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT, secs);
-	r->lws_to_state = r->state;
-	r->lws_to_set = now;
-	r->lws_to_until = now + (lws_usec_t)secs * LWS_US_PER_SEC;
+	if (r->lws_to_until < r->deadline + LWS_US_PER_SEC)
+		lws_to_push(r, now);
 }
 
 /*
@@ -355,9 +366,14 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 			break;
 		}
 
-	r = calloc(1, sizeof(*r));
+	/*
+	 * Everything but the response's field table (2 KiB, only read up to
+	 * res.nf) starts zeroed; udsp_h1_res_init() sets the rest of res.
+	 */
+	r = malloc(sizeof(*r));
 	if (!r)
 		return -1;
+	memset(r, 0, offsetof(struct udsp_relay, res.f));
 	r->cwsi = wsi;
 	r->vhd = vhd;
 	r->be = be;
@@ -1004,9 +1020,9 @@ send_head(struct udsp_relay *r)
 		name = udsp_h1_name(&r->res, i, &nl);
 		val = udsp_h1_value(&r->res, i, &vl);
 
+		/* the codec only keeps valid names and values (fuzzed) */
 		if (nl + 2 > sizeof(lname) ||
-		    !udsp_hdr_res_forward(name, nl, conn, conn_len) ||
-		    !udsp_hdr_name_ok(name, nl) || !udsp_hdr_value_ok(val, vl))
+		    !udsp_hdr_res_forward(name, nl, conn, conn_len))
 			continue;
 		/* lws adds its own server header from server-string */
 		if (nl == 6 && !strncasecmp(name, "server", 6))
@@ -1174,8 +1190,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		r->lws_to_fix = 0;
 		if (r->state < UDSP_RS_DONE && !r->body_in_done &&
 		    !r->client_paused)
-			lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-				(int)(r->vhd->conf.idle_ms / 1000) + 2);
+			lws_to_push(r, lws_now_usecs());
 	}
 
 	switch (r->state) {

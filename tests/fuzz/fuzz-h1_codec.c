@@ -2,14 +2,16 @@
  *
  * libFuzzer driver for plugin/h1_codec.c.  The input is parsed as a backend
  * response and decoded as a chunked body, once whole and once in pieces
- * whose sizes come from the first bytes; both runs must agree, and every
- * result must stay inside the caller's buffers.
+ * whose sizes come from the first bytes; both runs must agree, every
+ * result must stay inside the caller's buffers, and every field kept must
+ * be a valid name and value (the relay relies on it).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "h1_codec.h"
+#include "headers.h"
 
 #define ASSERT(x) do { if (!(x)) abort(); } while (0)
 
@@ -118,6 +120,8 @@ run_res(const uint8_t *in, size_t len, int head_req, size_t hcap,
 		ASSERT(v >= hbuf && v + vl <= hbuf + r.hlen);
 		ASSERT(!memchr(nm, ':', nl) && !memchr(v, '\r', vl) &&
 		       !memchr(v, '\n', vl) && !memchr(v, '\0', vl));
+		/* the relay forwards fields without checking them again */
+		ASSERT(udsp_hdr_name_ok(nm, nl) && udsp_hdr_value_ok(v, vl));
 		o->hhash = hash(hash(o->hhash, nm, nl), v, vl);
 	}
 
