@@ -3,9 +3,9 @@
  * HTTP/1.1 codec toward the backend.  Pure: no lws calls.
  *
  *  - udsp_h1_res_*: incremental response parser (status line, every header
- *    kept in order, body framing by Content-Length / chunked / close),
- *    built on Debian's libhttp-parser.  Interim 1xx responses are consumed
- *    and hidden; 101 is an error (no upgrades through the relay).
+ *    kept in order, body framing by Content-Length / chunked / close).
+ *    Interim 1xx responses are consumed and hidden; 101 is an error (no
+ *    upgrades through the relay).
  *  - udsp_chunk_dec_*: incremental de-chunker for h1 chunked *request*
  *    bodies, which lws 4.1.6 hands over raw and never completes.
  *  - udsp_chunk_hdr(): chunk-size line for framing toward h1 clients.
@@ -18,15 +18,6 @@
 
 #include <stdint.h>
 #include <stddef.h>
-/*
- * http_parser.h and libwebsockets.h both define enum http_status, so only
- * h1_codec.c (which defines UDSP_H1_CODEC_IMPL) sees the parser type; the
- * rest of the plugin sees opaque storage of the same size.
- */
-#if defined(UDSP_H1_CODEC_IMPL)
-#include <http_parser.h>
-#endif
-
 #define UDSP_H1_MAX_FIELDS 128
 
 /* State of the chunked-framing decoder (functions further down). */
@@ -48,12 +39,6 @@ struct udsp_h1_field {
 typedef int (*udsp_h1_body_cb)(void *user, const char *data, size_t len);
 
 struct udsp_h1_res {
-	union {
-#if defined(UDSP_H1_CODEC_IMPL)
-		http_parser	p;		/* private */
-#endif
-		uint64_t	p_storage_[8];	/* private */
-	};
 	char			*hbuf;		/* borrowed: caller's storage */
 	size_t			hcap, hlen;
 	unsigned int		nf;
@@ -71,13 +56,21 @@ struct udsp_h1_res {
 	unsigned int		chunked:1;	/* backend used chunked */
 	unsigned int		keep_alive:1;	/* valid once msg_done */
 	unsigned int		close_delim:1;	/* body ends at EOF */
-	unsigned int		in_value:1;	/* private */
 
-	/* private: chunked response bodies bypass http_parser (see .c) */
-	struct udsp_chunk_dec	cd;
-	uint8_t			hscan;		/* private: head pre-scan state */
-	uint8_t			hidx;		/* private: "HTTP/" match index */
-	const char		*herr;		/* private: deferred head error */
+	/* private: parser state (h1_codec.c) */
+	struct udsp_chunk_dec	cd;		/* chunked response bodies */
+	uint64_t		remain;		/* content-length body left */
+	uint64_t		cl_acc;		/* Content-Length being read */
+	size_t			hroom;		/* head bytes still allowed */
+	const char		*herr;		/* deferred overflow verdict */
+	unsigned int		te_ntok;	/* Transfer-Encoding codings */
+	uint16_t		status_acc;
+	uint8_t			hs, hidx, major, minor;
+	uint8_t			special, vs, nlen, toklen, tokws;
+	char			nbuf[18];	/* lower-case name start */
+	char			tok[12];	/* lower-case list element */
+	unsigned int		saw_cl:1, saw_te:1, te_chunked:1;
+	unsigned int		conn_close:1, conn_ka:1, stored:1;
 
 	/*
 	 * Last, and not cleared by udsp_h1_res_init(): only f[0..nf) is ever

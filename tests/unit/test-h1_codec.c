@@ -368,6 +368,9 @@ static const struct rcase rcases[] = {
 	  .err = udsp_h1_err_framing },
 	{ "CL empty", S200 "Content-Length:\r\n\r\n",
 	  .err = udsp_h1_err_framing },
+	{ "CL with OWS tab", S200 "Content-Length: 5\t \r\n\r\nhello",
+	  .status = 200, .consumed = ALL, .cl = 5, .done = 1,
+	  .keep_alive = 1, .body = "hello" },
 	{ "CL huge", S200 "Content-Length: 99999999999999999999\r\n\r\n",
 	  .err = udsp_h1_err_framing },
 	{ "CL above int64", S200 "Content-Length: 9300000000000000000\r\n\r\n",
@@ -514,6 +517,22 @@ test_res_generated(void)
 	c.in = in2;
 	c.len = l;
 	c.hcap = 4096;
+	c.err = udsp_h1_err_too_big;
+	test_res_case(&c);
+
+	/*
+	 * Bytes that are never stored (OWS) still count toward the head:
+	 * an endless one is too big as soon as it passes the bound, not
+	 * when (if ever) the head ends.
+	 */
+	l = (size_t)snprintf(in, sizeof(in), S200 "X-A:");
+	memset(in + l, ' ', 9000);
+	l += 9000;
+	memset(&c, 0, sizeof(c));
+	c.name = "endless OWS";
+	c.in = in;
+	c.len = l;
+	c.hcap = 16;
 	c.err = udsp_h1_err_too_big;
 	test_res_case(&c);
 }
