@@ -389,7 +389,7 @@ udsp_hc_list_to_pvos(struct udsp_hc_pc *pc, json_object *j,
 enum {
 	G_UID, G_GID, G_USERNAME, G_GROUPNAME, G_COUNT_THREADS, G_INIT_SSL,
 	G_SERVER_STRING, G_PLUGIN_DIR, G_PINGPONG, G_TIMEOUT, G_REJECT,
-	G_ALPN, G_IGNORED, G_RLIMIT_NOFILE, G_MAX_HDR, G_DRAIN,
+	G_ALPN, G_IGNORED, G_RLIMIT_NOFILE, G_MAX_HDR, G_DRAIN, G_PROCESSES,
 };
 
 static const struct udsp_hc_kdef keys_global[] = {
@@ -411,6 +411,7 @@ static const struct udsp_hc_kdef keys_global[] = {
 	{ "max-http-header-data",	KT_INT,  G_MAX_HDR, 0 },
 	/* ours (lwsws has no equivalent): see docs/operations.md */
 	{ "reload-drain-secs",		KT_INT,  G_DRAIN, 0 },
+	{ "count-processes",		KT_INT,  G_PROCESSES, 0 },
 };
 
 static void
@@ -468,7 +469,7 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 	case G_COUNT_THREADS:
 		if (v->i != 1)
 			pwarn(pc, "only 1 service thread is supported; "
-				  "using 1");
+				  "using 1 (see count-processes)");
 		break;
 	case G_INIT_SSL:
 		/* TLS is always initialised: the plugin needs OpenSSL */
@@ -515,6 +516,10 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 	case G_DRAIN:
 		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
 			hc->reload_drain_secs = (int)v->i;
+		break;
+	case G_PROCESSES:
+		if (udsp_hc_int_in(pc, v->i, 1, UDSP_HC_MAX_PROCESSES))
+			hc->count_processes = (int)v->i;
 		break;
 	}
 }
@@ -726,6 +731,7 @@ udsp_hconf_load(struct udsp_hconf *hc, const char *confdir)
 	memset(hc, 0, sizeof(*hc));
 	hc->max_http_header_data = UDSP_HC_DEF_HEADER_DATA;
 	hc->count_threads = 1;
+	hc->count_processes = 1;
 
 	/*
 	 * A file that cannot be read or parsed counts as one error and the

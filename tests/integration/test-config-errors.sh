@@ -113,6 +113,20 @@ EOT
 expect_fail "max-http-header-data too big" "global.max-http-header-data:"
 
 newconf <<'EOT'
+{ "global": { "count-processes": "0" },
+  "vhosts": [{ "name": "v", "port": "7000" }] }
+EOT
+expect_fail "count-processes 0" "$tmp/c/conf.d/t: global.count-processes:" \
+	"out of range"
+
+newconf <<'EOT'
+{ "global": { "count-processes": "abc" },
+  "vhosts": [{ "name": "v", "port": "7000" }] }
+EOT
+expect_fail "count-processes not an integer" \
+	"$tmp/c/conf.d/t: global.count-processes:" "expected an integer, got 'abc'"
+
+newconf <<'EOT'
 { "vhosts": [{ "name": "v", "port": "7000",
   "h2-max-concurrent-streams": "0" }] }
 EOT
