@@ -487,19 +487,24 @@ drain_check(lws_sorted_usec_list_t *sul)
 	struct srv *s = lws_container_of(sul, struct srv, sul_drain);
 	int n = count_connections();
 
-	if (!n) {
+	if (!n)
 		lwsl_notice("reload: old process drained, exiting\n");
-		interrupted = 1;
-		return;
-	}
-	if (s->drain_deadline && lws_now_usecs() > s->drain_deadline) {
+	else if (s->drain_deadline && lws_now_usecs() > s->drain_deadline)
 		lwsl_warn("reload: reload-drain-secs passed with %d "
 			  "connection(s) still open; closing them\n", n);
-		interrupted = 1;
+	else {
+		lws_sul_schedule(context, 0, &s->sul_drain, drain_check,
+				 LWS_US_PER_SEC / 4);
 		return;
 	}
-	lws_sul_schedule(context, 0, &s->sul_drain, drain_check,
-			 LWS_US_PER_SEC / 4);
+
+	/*
+	 * We are inside lws_service(), which polls next with no timeout when
+	 * no timer is left: without a wake-up the loop would only see the
+	 * flag at some unrelated event (27 s later in a test).
+	 */
+	interrupted = 1;
+	lws_cancel_service(context);
 }
 
 /*
