@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
  * Shared by main.c (command line), serve.c (one serving process: config,
- * plugins, lws context, vhosts, drain) and master.c (the supervisor that
- * forks serving processes and swaps them on SIGHUP).
+ * plugins, lws context, vhosts, drain), master.c (the supervisor that
+ * forks serving processes and swaps them on SIGHUP) and workers.c (a
+ * serving process's workers, with count-processes > 1).
  */
 #ifndef UDSP_HOST_DAEMON_H
 #define UDSP_HOST_DAEMON_H
+
+#include <signal.h>
 
 #include "conf.h"
 
@@ -22,7 +25,8 @@ struct udsp_opts {
 /*
  * One byte each on a serving process's status pipe to the master.  The
  * master answers UDSP_ST_PREPARED with UDSP_GO on the go pipe once the old
- * process (if any) has closed its listeners.
+ * process (if any) has closed its listeners.  A worker (workers.c) sends
+ * its manager UDSP_ST_DEPRECATED on a pipe of its own.
  */
 #define UDSP_ST_PREPARED	'P'	/* config, plugins, context ok */
 #define UDSP_ST_READY		'R'	/* vhosts created: listening */
@@ -32,11 +36,38 @@ struct udsp_opts {
 /* lwsl_err lines emitted by this process so far (main.c's log emitter) */
 extern int udsp_log_errors;
 
+/* the write ends of the idle pipes put over closed listeners (serve.c) */
+struct udsp_quiet {
+	int		fd[64];	/* owned */
+	int		n;
+};
+
+/* count-processes > 1: what the serving process hands its worker manager */
+struct udsp_workers {
+	struct lws_context	*cx;	/* vhosts bound, never serviced */
+	int			count;	/* count-processes */
+	int			st_fd;	/* status pipe to the master, or -1 */
+	int			drain_secs;	/* reload-drain-secs, 0: none */
+	struct udsp_quiet	*quiet;	/* borrowed: the manager's */
+	volatile sig_atomic_t	*interrupted;	/* borrowed: serve.c's flag */
+};
+
+/* udsp_workers_run() in a worker: serve */
+#define UDSP_WORKER		(-1)
+
 /* serve.c */
 int
 udsp_serve_check(const struct udsp_opts *o);
 int
 udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd);
+void
+udsp_serve_tell(int fd, char c);
+int
+udsp_serve_close_listeners(struct udsp_quiet *q);
+
+/* workers.c */
+int
+udsp_workers_run(const struct udsp_workers *w, int *to_manager);
 
 /* master.c */
 int

@@ -3,7 +3,8 @@
  * One serving process: config, protocol plugins (Debian's lws has the plugin
  * API but not automatic plugin dirs), every start-up check (also `-t`), the
  * lws context and vhosts, and the drain after the master asks this process
- * to make way for a reloaded one.
+ * to make way for a reloaded one.  With count-processes > 1 it hands its
+ * bound context to workers.c, and each worker runs the service loop here.
  */
 #define _GNU_SOURCE	/* pipe2, dup3 */
 #include <sys/socket.h>
@@ -39,10 +40,10 @@ struct srv {
 	int			st_fd;	/* status pipe to the master, or -1 */
 	lws_sorted_usec_list_t	sul_drain;
 	lws_usec_t		drain_deadline;	/* 0: none */
-	int			quiet[64];	/* owned: see close_listeners() */
-	int			nquiet;
+	struct udsp_quiet	quiet;	/* see udsp_serve_close_listeners() */
 	SSL_CTX			*client_ctx;	/* owned, shared by vhosts */
 	unsigned int		deprecated:1;
+	unsigned int		worker:1;	/* one of count-processes */
 };
 
 static struct lws_context *context;
@@ -68,8 +69,8 @@ on_signal(int sig)
 		lws_cancel_service(context);
 }
 
-static void
-tell(int fd, char c)
+void
+udsp_serve_tell(int fd, char c)
 {
 	ssize_t r;
 
@@ -447,8 +448,12 @@ keep_foreign_sockets(struct srv *s)
 		    !v->info.iface || v->info.iface[0] == '@' ||
 		    !v->sock_ino)
 			continue;
-		if (!stat(v->info.iface, &st) && st.st_dev == v->sock_dev &&
-		    st.st_ino == v->sock_ino)
+		/*
+		 * A worker never removes the path: its manager and the other
+		 * workers may still listen on it.  The manager ends last.
+		 */
+		if (!s->worker && !stat(v->info.iface, &st) &&
+		    st.st_dev == v->sock_dev && st.st_ino == v->sock_ino)
 			continue;	/* still ours: lws may remove it */
 		((char *)v->info.iface)[0] = '\0';
 	}
@@ -514,10 +519,15 @@ drain_check(lws_sorted_usec_list_t *sul)
  * (vhost.c), which crashes with lws's own poll loop.  Instead each
  * listening socket's fd is replaced (dup3) by the read end of a pipe that
  * never becomes readable: the kernel socket closes, the fd number that lws
- * polls stays valid and quiet, and lws closes it at exit as usual.
+ * polls stays valid and quiet, and lws closes it at exit as usual.  With
+ * workers, each of them and their manager hold a copy of every listener,
+ * and the socket closes only once all of them have done this.
+ *
+ * Returns how many listeners were closed, or -1.  The pipes' write ends go
+ * in *q; the caller closes them after lws_context_destroy().
  */
-static int
-close_listeners(struct srv *s)
+int
+udsp_serve_close_listeners(struct udsp_quiet *q)
 {
 	struct dirent *de;
 	struct stat st;
@@ -538,8 +548,7 @@ close_listeners(struct srv *s)
 		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) ||
 		    !on)
 			continue;
-		if (s->nquiet == LWS_ARRAY_SIZE(s->quiet) ||
-		    pipe2(p, O_CLOEXEC)) {
+		if (q->n == LWS_ARRAY_SIZE(q->fd) || pipe2(p, O_CLOEXEC)) {
 			lwsl_err("reload: cannot replace listener fd %d\n",
 				 fd);
 			continue;
@@ -548,7 +557,7 @@ close_listeners(struct srv *s)
 			lwsl_err("reload: dup3: %s\n", strerror(errno));
 			close(p[1]);
 		} else {
-			s->quiet[s->nquiet++] = p[1];
+			q->fd[q->n++] = p[1];
 			n++;
 		}
 		close(p[0]);
@@ -564,8 +573,8 @@ deprecate(struct srv *s)
 	int n;
 
 	s->deprecated = 1;
-	n = close_listeners(s);
-	tell(s->st_fd, UDSP_ST_DEPRECATED);
+	n = udsp_serve_close_listeners(&s->quiet);
+	udsp_serve_tell(s->st_fd, UDSP_ST_DEPRECATED);
 	lwsl_notice("reload: %d listener(s) closed, finishing %d open "
 		    "connection(s)\n", n, count_connections());
 	if (s->hc.reload_drain_secs)
@@ -586,6 +595,34 @@ wait_go(int go_fd)
 	close(go_fd);
 
 	return r == 1 && c == UDSP_GO ? 0 : -1;
+}
+
+/*
+ * count-processes > 1, once the vhosts are bound.  Returns UDSP_WORKER in
+ * a worker, which then serves as a lone serving process would but reports
+ * to its manager; in the manager, its exit code once every worker ended.
+ */
+static int
+start_workers(struct srv *s, int st_fd)
+{
+	struct udsp_workers w;
+	int n, to_manager = -1;
+
+	memset(&w, 0, sizeof(w));
+	w.cx = context;
+	w.count = s->hc.count_processes;
+	w.st_fd = st_fd;
+	w.drain_secs = s->hc.reload_drain_secs;
+	w.quiet = &s->quiet;
+	w.interrupted = &interrupted;
+
+	n = udsp_workers_run(&w, &to_manager);
+	if (n == UDSP_WORKER) {
+		s->worker = 1;
+		s->st_fd = to_manager;
+	}
+
+	return n;
 }
 
 /*
@@ -652,7 +689,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	s.client_ctx = shared_client_ctx();
 
 	if (go_fd >= 0) {
-		tell(st_fd, UDSP_ST_PREPARED);
+		udsp_serve_tell(st_fd, UDSP_ST_PREPARED);
 		if (wait_go(go_fd)) {
 			ret = interrupted ? 0 : 1;
 			goto bail_ctx;
@@ -663,10 +700,19 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 		lwsl_err("%s: not starting\n", o->confdir);
 		goto bail_ctx;
 	}
-	tell(st_fd, UDSP_ST_READY);
-
-	lwsl_notice("lws-uds-proxyd: serving (%d vhost%s)\n",
-		    s.hc.count_vhosts, s.hc.count_vhosts == 1 ? "" : "s");
+	if (s.hc.count_processes > 1) {
+		n = start_workers(&s, st_fd);
+		if (n != UDSP_WORKER) {
+			ret = n;
+			keep_foreign_sockets(&s);
+			goto bail_ctx;
+		}
+	} else {
+		udsp_serve_tell(st_fd, UDSP_ST_READY);
+		lwsl_notice("lws-uds-proxyd: serving (%d vhost%s)\n",
+			    s.hc.count_vhosts,
+			    s.hc.count_vhosts == 1 ? "" : "s");
+	}
 
 	n = 0;
 	while (n >= 0 && !interrupted) {
@@ -685,8 +731,8 @@ bail_ctx:
 	lws_sul_cancel(&s.sul_drain);
 	lws_context_destroy(context);
 	context = NULL;
-	while (s.nquiet)
-		close(s.quiet[--s.nquiet]);
+	while (s.quiet.n)
+		close(s.quiet.fd[--s.quiet.n]);
 	if (s.client_ctx)
 		SSL_CTX_free(s.client_ctx);
 bail:
