@@ -9,6 +9,7 @@
 #define UDSP_HOST_CONF_H
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 
@@ -40,6 +41,7 @@ struct udsp_hc_vhost {
 	/* a unix-socket listener's file, once bound (serve.c) */
 	dev_t			sock_dev;
 	ino_t			sock_ino;
+	struct timespec		sock_ctime;
 	unsigned int		enable_client_ssl:1;
 	unsigned int		reject_ws_without_protocol:1;
 };

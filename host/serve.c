@@ -414,6 +414,7 @@ create_vhosts(struct srv *s, uint64_t ctx_opts)
 			    !stat(v->info.iface, &st)) {
 				v->sock_dev = st.st_dev;
 				v->sock_ino = st.st_ino;
+				v->sock_ctime = st.st_ctim;
 			}
 			lwsl_notice("vhost '%s': %sunix socket %s\n",
 				    v->info.vhost_name,
@@ -436,6 +437,11 @@ create_vhosts(struct srv *s, uint64_t ctx_opts)
  * the new process's listener, so a draining old process must not remove
  * it.  lws keeps our info.iface pointer (vh->iface = info->iface), which
  * points into our config arena: emptying it makes that unlink a no-op.
+ *
+ * The file is still ours if it is the same inode with the same ctime: the
+ * new process unlinks our file before it binds, and ext4 often hands the
+ * freed inode number straight to its new file (test-ops-workers caught the
+ * old process removing the new listener's path that way).
  */
 static void
 keep_foreign_sockets(struct srv *s)
@@ -453,7 +459,9 @@ keep_foreign_sockets(struct srv *s)
 		 * workers may still listen on it.  The manager ends last.
 		 */
 		if (!s->worker && !stat(v->info.iface, &st) &&
-		    st.st_dev == v->sock_dev && st.st_ino == v->sock_ino)
+		    st.st_dev == v->sock_dev && st.st_ino == v->sock_ino &&
+		    st.st_ctim.tv_sec == v->sock_ctime.tv_sec &&
+		    st.st_ctim.tv_nsec == v->sock_ctime.tv_nsec)
 			continue;	/* still ours: lws may remove it */
 		((char *)v->info.iface)[0] = '\0';
 	}
