@@ -138,18 +138,20 @@ def wait_up(p, name, ports=(), sock=None, timeout=30.0):
 	sys.exit("bench: %s not listening after %d s" % (name, timeout))
 
 
-def nginx_worker(master):
-	"""The serving process of a one-worker nginx: the master's child."""
+def workers(parent, n):
+	"""The n serving processes under parent: an nginx master's workers,
+	or those of our daemon with count-processes n (its children)."""
 	for _ in range(200):
 		try:
-			with open("/proc/%d/task/%d/children" % (master, master)) as f:
+			with open("/proc/%d/task/%d/children" % (parent, parent)) \
+					as f:
 				kids = [int(x) for x in f.read().split()]
 		except OSError:
 			kids = []
-		if kids:
-			return kids[0]
+		if len(kids) == n:
+			return sorted(kids)
 		time.sleep(0.05)
-	sys.exit("bench: nginx %d has no worker" % master)
+	sys.exit("bench: %d has %d worker(s), not %d" % (parent, len(kids), n))
 
 
 def proc_status(pid, key):
@@ -169,7 +171,8 @@ def sys_busy_ticks():
 
 
 def own_ticks(pids):
-	"""CPU ticks of our servers and of the finished client children."""
+	"""CPU ticks of our servers (every pid) and of the finished client
+	children."""
 	t = os.times()
 	return sum(cpu_ticks(p) for p in pids) + \
 		(t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
@@ -347,11 +350,12 @@ def category(dso):
 	return "other (%s)" % dso
 
 
-def perf_profile(pid, seconds, data, load_cmd):
-	"""perf record (cpu-clock: this VM has no hardware counters) on pid
+def perf_profile(pids, seconds, data, load_cmd):
+	"""perf record (cpu-clock: this VM has no hardware counters) on pids
 	while load_cmd runs; returns [(share%, dso, sym)] exclusive."""
 	rec = ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g",
-	       "-o", data, "-p", str(pid), "--", "sleep", str(seconds)]
+	       "-o", data, "-p", ",".join(str(p) for p in pids), "--",
+	       "sleep", str(seconds)]
 	echo_cmd(rec)
 	pr = subprocess.Popen(rec, stdout=subprocess.DEVNULL,
 			      stderr=subprocess.DEVNULL)
@@ -373,11 +377,11 @@ def perf_profile(pid, seconds, data, load_cmd):
 	return rows
 
 
-def syscall_profile(pid, seconds, load_cmd):
-	"""perf trace -s on pid while load_cmd (wrk) runs: returns
+def syscall_profile(pids, seconds, load_cmd):
+	"""perf trace -s on pids while load_cmd (wrk) runs: returns
 	({syscall: calls}, requests done)."""
-	tr = ["perf", "trace", "-s", "-p", str(pid), "--", "sleep",
-	      str(seconds + 1)]
+	tr = ["perf", "trace", "-s", "-p", ",".join(str(p) for p in pids),
+	      "--", "sleep", str(seconds + 1)]
 	echo_cmd(tr)
 	pt = subprocess.Popen(tr, stdout=subprocess.DEVNULL,
 			      stderr=subprocess.PIPE, text=True)
@@ -563,7 +567,14 @@ def main():
 	ap.add_argument("--keep", action="store_true",
 			help="keep the run dir (configs, logs, perf and "
 			"callgrind data) under /tmp")
+	ap.add_argument("--processes", type=int, default=1, metavar="N",
+			help="worker processes of both proxies: our "
+			"count-processes and nginx's worker_processes (the "
+			"backend and the floor keep one); CPU and RSS are "
+			"summed over the workers")
 	a = ap.parse_args()
+	if not 1 <= a.processes <= 64:
+		ap.error("--processes: 1 to 64")
 
 	build = os.path.abspath(a.build_dir)
 	daemon = os.path.join(build, "host", "lws-uds-proxyd")
@@ -597,6 +608,7 @@ def main():
 		# nginx's workers drop to 'nobody' when started as root, and
 		# could not reach the root-owned socket and run dir then
 		"@USER@": "user root;" if os.getuid() == 0 else "",
+		"@PROCESSES@": str(a.processes),
 	}
 	for t in TARGETS:
 		for k in ("h1", "h2"):
@@ -615,13 +627,17 @@ def main():
 	       os.path.join(rundir, "backend.conf"))
 	render(os.path.join(BENCH, "nginx-proxy.conf.in"),
 	       os.path.join(rundir, "nginx-proxy.conf"))
-	for which in ("proxy", "floor"):
+	for which in ("proxy", "floor", "proxy-1"):
 		cd = os.path.join(rundir, "lwsws-" + which)
 		os.makedirs(os.path.join(cd, "conf.d"))
-		src = os.path.join(BENCH, "lwsws-conf", which)
+		src = os.path.join(BENCH, "lwsws-conf", which.split("-")[0])
+		# callgrind follows one process: proxy-1 has no workers
+		subst["@PROCESSES@"] = "1" if which == "proxy-1" else \
+			str(a.processes)
 		render(os.path.join(src, "conf.in"), os.path.join(cd, "conf"))
 		render(os.path.join(src, "conf.d", "bench.in"),
 		       os.path.join(cd, "conf.d", "bench"))
+	subst["@PROCESSES@"] = str(a.processes)
 
 	nginx = shutil.which("nginx") or "/usr/sbin/nginx"
 	cmd = {
@@ -636,20 +652,31 @@ def main():
 		"floor": [daemon, "-s", "-n", "-d", "3", "-c",
 			  os.path.join(rundir, "lwsws-floor")],
 	}
+	# under callgrind: one process each (nginx adds master_process off)
+	cg_cmd = dict(cmd)
+	cg_cmd["ours"] = [daemon, "-s", "-n", "-d", "3", "-c",
+			  os.path.join(rundir, "lwsws-proxy-1")]
 
 	load_start = wait_calm(a.load_limit, 0 if a.no_wait else a.max_wait)
 	t_start = time.time()
 	procs = Procs()
-	pid = {}
+	pid = {}	# target -> its serving processes (workers)
 	try:
 		for t in ("backend", "nginx", "ours", "floor"):
 			p = procs.start(t, cmd[t], os.path.join(rundir, t + ".log"))
 			wait_up(p, LABEL[t], ports=(ports[t + "_h1"],
 						    ports[t + "_h2"]),
 				sock=sock if t == "backend" else None)
-			pid[t] = nginx_worker(p.pid) if t in ("backend",
-							       "nginx") \
-				else p.pid
+			if t == "backend":
+				pid[t] = workers(p.pid, 1)
+			elif t == "nginx":
+				pid[t] = workers(p.pid, a.processes)
+			elif t == "ours" and a.processes > 1:
+				# -s with count-processes: the workers are the
+				# daemon's children
+				pid[t] = workers(p.pid, a.processes)
+			else:
+				pid[t] = [p.pid]
 		check_bodies(ports)
 
 		# warm-up: pools filled, lazy allocations made, caches hot
@@ -658,8 +685,8 @@ def main():
 			     base_url(t, "h1", ports) + "/small.txt"],
 			    capture_output=True)
 
-		srv = [p.pid for _, p in procs.list] + \
-			[pid["backend"], pid["nginx"]]
+		srv = sorted(set([p.pid for _, p in procs.list] +
+				 [x for t in TARGETS for x in pid[t]]))
 		busy0, own0, wall0 = sys_busy_ticks(), own_ticks(srv), time.time()
 		res = {}	# (test, target) -> [result per round]
 		rforeign = []	# cores used by other work, per round
@@ -677,10 +704,10 @@ def main():
 					if t == "floor" and key_ not in FLOOR_TESTS:
 						continue
 					u = base_url(t, kind, ports) + path
-					c0 = cpu_ticks(pid[t])
+					c0 = sum(cpu_ticks(x) for x in pid[t])
 					cp = run(mk(u), capture_output=True,
 						 text=True)
-					c1 = cpu_ticks(pid[t])
+					c1 = sum(cpu_ticks(x) for x in pid[t])
 					r = parse(cp.stdout)
 					res.setdefault((key_, t), []).append(r)
 					ticks = os.sysconf("SC_CLK_TCK")
@@ -703,8 +730,10 @@ def main():
 		tck = os.sysconf("SC_CLK_TCK")
 		foreign = ((sys_busy_ticks() - busy0) - (own_ticks(srv) - own0)) \
 			/ tck / (time.time() - wall0)
-		rss = {t: (proc_status(pid[t], "VmHWM"),
-			   proc_status(pid[t], "VmRSS")) for t in TARGETS}
+		# summed over the workers (each one's own peak, for VmHWM)
+		rss = {t: (sum(proc_status(x, "VmHWM") for x in pid[t]),
+			   sum(proc_status(x, "VmRSS") for x in pid[t]))
+		       for t in TARGETS}
 
 		prof = {}
 		if not a.no_profile:
@@ -731,8 +760,8 @@ def main():
 				procs.stop(p)
 				# nginx in one process, so callgrind sees the
 				# worker's work
-				c = cmd[t] + (["-g", "master_process off;"]
-					      if t == "nginx" else [])
+				c = cg_cmd[t] + (["-g", "master_process off;"]
+						 if t == "nginx" else [])
 				prof["cg-" + t] = callgrind_profile(
 					c, (ports[t + "_h1"], ports[t + "_h2"]),
 					os.path.join(rundir, "callgrind-%s.out" % t),
@@ -790,13 +819,25 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 		("other work during the rounds", "%.2f cores on average (all "
 		 "CPU time in /proc/stat less that of the benchmark's servers "
 		 "and clients)" % max(0.0, foreign)),
+		("processes", "ours `count-processes` %d, nginx proxy "
+		 "`worker_processes` %d; the backend and the floor one each"
+		 % (a.processes, a.processes)),
 	):
 		L.append("| %s | %s |" % (k, v))
 	L.append("")
-	L.append("Every process serves with one worker / one process, all on "
-		 "127.0.0.1; the two proxies reach the same nginx backend over "
-		 "the same unix socket. Clients and servers share the %d cores."
-		 % os.cpu_count())
+	if a.processes == 1:
+		L.append("Every process serves with one worker / one process, "
+			 "all on 127.0.0.1; the two proxies reach the same nginx "
+			 "backend over the same unix socket. Clients and servers "
+			 "share the %d cores." % os.cpu_count())
+	else:
+		L.append("Each proxy serves with %d worker processes (ours: a "
+			 "manager that serves nothing and its workers; nginx: "
+			 "master and workers); the backend and the floor with one. "
+			 "All on 127.0.0.1; the two proxies reach the same nginx "
+			 "backend over the same unix socket. The load generators "
+			 "are unchanged (wrk -t1). Clients and servers share the "
+			 "%d cores." % (a.processes, os.cpu_count()))
 	L.append("")
 
 	def m(test, t, k):
@@ -828,8 +869,11 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 			 ratio(c["ours"], c["backend"]),
 			 ratio(c["nginx"], c["backend"]), fmt(c["floor"], 1),
 			 ratio(c["ours"], c["floor"])))
-	L.append("| peak RSS (VmHWM) of the serving process, KiB | %s | %s | "
+	L.append("| %s, KiB | %s | %s | "
 		 "%s | %s | | | %s | |" % (
+			 "peak RSS (VmHWM) of the serving process"
+			 if a.processes == 1 else "peak RSS (VmHWM) summed over "
+			 "each proxy's %d workers" % a.processes,
 			 fmt(rss["ours"][0]), fmt(rss["nginx"][0]),
 			 ratio(rss["ours"][0], rss["nginx"][0]),
 			 fmt(rss["backend"][0]), fmt(rss["floor"][0])))
@@ -841,7 +885,7 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 	L.append("")
 	L.append("Ratios are of medians; above 1 means more of that figure "
 		 "(for latency, CPU and RSS, above 1 is worse). Server CPU per "
-		 "request is the serving process's utime+stime over the run "
+		 "request is the serving processes' utime+stime over the run "
 		 "divided by the requests done (/proc/PID/stat). The lws floor "
 		 "is a second lws-uds-proxyd with no plugin that serves the "
 		 "same files from a `file://` mount: lws 4.1.6's own cost per "
@@ -865,8 +909,10 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 				fmt(r[k], 1 if k == "mbps" else 0) for r in rs)))
 	L.append("")
 	L.append("## Commands\n")
-	L.append("Made by `scripts/bench --rounds %d --duration %d`. "
-		 "Servers:\n" % (a.rounds, a.duration))
+	L.append("Made by `scripts/bench --rounds %d --duration %d%s`. "
+		 "Servers:\n" % (a.rounds, a.duration,
+				 " --processes %d" % a.processes
+				 if a.processes != 1 else ""))
 	L.append("```")
 	for t in ("backend", "nginx", "ours", "floor"):
 		L.append(" ".join(shlex.quote(x) for x in cmd[t]))
@@ -890,7 +936,8 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 def callgrind_section(a, t, kind, cg, lwsv):
 	rows, total, nok, calls = cg
 	L = []
-	who = {"ours": "lws-uds-proxyd (proxying to the backend)",
+	who = {"ours": "lws-uds-proxyd (proxying to the backend%s)"
+	       % (", count-processes 1" if a.processes > 1 else ""),
 	       "floor": "lws floor (file:// mount)",
 	       "nginx": "nginx proxy (master_process off)"}[t]
 	load = "h2load --h1 -n %d -c 10" if kind == "h1" else \
@@ -944,6 +991,8 @@ def profile_section(a, prof):
 		if not rows:
 			continue
 		who = "lws-uds-proxyd" if t == "ours" else "the nginx proxy worker"
+		if a.processes > 1:
+			who += " (%d workers)" % a.processes
 		L.append("### perf, %s, h1 small (`wrk -t1 -c64 -d%ds`)\n"
 			 % (who, a.duration))
 		if t == "ours":
