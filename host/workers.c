@@ -156,11 +156,13 @@ nonblocking_listeners(void)
  * pt->dummy_pipe_fds[0], lib/plat/unix/unix-pipe.c), written by
  * lws_cancel_service() and, in 4.1.6, for every connection it accepts
  * (adopt.c calls lws_cancel_service_pt()).  A fork shares that eventfd
- * between the manager and every worker: each accept in one worker would
- * wake all the others for nothing, and whichever read it first would eat
- * a wake-up meant for another.  So each worker puts a fresh eventfd on the
- * same fd number, which lws goes on polling none the wiser.  lws does not
- * tell us the number, but it is the only eventfd the process has here.
+ * between the manager and every worker.  Then each accept in one worker
+ * also wakes the others, which costs little as the listener wakes them
+ * all anyway; but whichever worker reads the eventfd first eats a wake-up
+ * meant for another, such as serve.c's drain_check() ending its own
+ * poll().  So each worker puts a fresh eventfd on the same fd number,
+ * which lws goes on polling none the wiser.  lws does not tell us the
+ * number, but it is the only eventfd the process has here.
  */
 static int
 own_event_pipe(void)
