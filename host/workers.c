@@ -564,7 +564,10 @@ udsp_workers_run(const struct udsp_workers *w, int *to_manager)
 		sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
 		return 1;
 	}
-	/* (or a stop that came before the signals were blocked) */
+	/*
+	 * Before the first fork: a stop may have come before the signals
+	 * were blocked, and see nonblocking_listeners().
+	 */
 	if (*w->interrupted || nonblocking_listeners()) {
 		ret = *w->interrupted ? 0 : 1;
 		goto out;
