@@ -160,7 +160,8 @@ head_reset(struct udsp_h1_res *r)
 	r->conn_close = 0;
 	r->conn_ka = 0;
 	r->cl_acc = 0;
-	r->hroom = r->hcap + UDSP_H1_HEAD_SLACK;
+	r->hroom = (r->hmax > r->hcap ? r->hmax : r->hcap) +
+		   UDSP_H1_HEAD_SLACK;
 }
 
 /*
@@ -172,14 +173,27 @@ head_reset(struct udsp_h1_res *r)
 static int
 hbuf_room(struct udsp_h1_res *r, size_t len)
 {
+	size_t n;
+	char *nb;
+
 	if (r->herr)
 		return 0;
-	if (len > r->hcap - r->hlen) {
-		r->herr = udsp_h1_err_too_big;
-		return 0;
+	if (len <= r->hcap - r->hlen)
+		return 1;
+	if (r->grow && len <= r->hmax - r->hlen) {
+		n = r->hcap * 2 < r->hmax ? r->hcap * 2 : r->hmax;
+		if (n < r->hlen + len)
+			n = r->hlen + len;
+		nb = r->grow(r->user, r->hbuf, n);
+		if (nb) {
+			r->hbuf = nb;
+			r->hcap = n;
+			return 1;
+		}
 	}
+	r->herr = udsp_h1_err_too_big;
 
-	return 1;
+	return 0;
 }
 
 static void
@@ -617,6 +631,16 @@ udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
 	r->body_cb = cb;
 	r->user = user;
 	head_reset(r);
+}
+
+void
+udsp_h1_res_growable(struct udsp_h1_res *r, size_t hmax,
+		     udsp_h1_grow_cb grow)
+{
+	r->grow = grow;
+	r->hmax = hmax > r->hcap ? hmax : r->hcap;
+	/* the head bound follows the largest block, not the first one */
+	r->hroom = r->hmax + UDSP_H1_HEAD_SLACK;
 }
 
 static int

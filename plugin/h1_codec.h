@@ -38,6 +38,10 @@ struct udsp_h1_field {
  * non-zero to fail the parse. */
 typedef int (*udsp_h1_body_cb)(void *user, const char *data, size_t len);
 
+/* Give the header block more room: return hbuf moved to (or grown in
+ * place to) ncap bytes, contents kept, or NULL.  Offsets stay valid. */
+typedef char *(*udsp_h1_grow_cb)(void *user, char *hbuf, size_t ncap);
+
 struct udsp_h1_res {
 	char			*hbuf;		/* borrowed: caller's storage */
 	size_t			hcap, hlen;
@@ -49,6 +53,8 @@ struct udsp_h1_res {
 
 	udsp_h1_body_cb		body_cb;
 	void			*user;
+	udsp_h1_grow_cb		grow;		/* NULL: hbuf stays hcap */
+	size_t			hmax;		/* grow() up to this */
 
 	unsigned int		head_req:1;	/* response to HEAD: no body */
 	unsigned int		head_done:1;	/* final head parsed */
@@ -98,6 +104,14 @@ extern const char udsp_h1_err_body_cb[];	/* body_cb returned non-zero */
 void
 udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
 		 int head_req, udsp_h1_body_cb cb, void *user);
+
+/*
+ * Let the header block start small (the hcap given to init) and grow through
+ * grow() up to hmax bytes as a response needs it.
+ */
+void
+udsp_h1_res_growable(struct udsp_h1_res *r, size_t hmax,
+		     udsp_h1_grow_cb grow);
 
 /*
  * Feed len bytes.  Returns bytes consumed (which is len unless the message

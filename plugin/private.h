@@ -144,6 +144,7 @@ enum udsp_body {
 struct udsp_buf {
 	uint8_t		*base;	/* owned: headroom + cap + tailroom */
 	size_t		cap, head, tail;
+	size_t		want;	/* nominal size: the flow-control marks */
 	size_t		lim;	/* cap may grow to this, never past */
 };
 

@@ -37,17 +37,34 @@ udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
 
 /* ---- bounded byte queue with LWS_PRE headroom ---- */
 
-int
-udsp_buf_init(struct udsp_vhd *vhd, struct udsp_buf *b, size_t cap)
+/*
+ * A buffer starts at UDSP_BUF_FIRST and grows toward its nominal size only
+ * when a response (or upload) needs it: most are small, and the peak RSS
+ * with hundreds of h2 streams in flight followed the allocated size.
+ */
+#define UDSP_BUF_FIRST 16384
+
+static size_t
+buf_first(const struct udsp_vhd *vhd)
 {
-	if (cap == vhd->conf.max_buffer && vhd->nbufcache)
+	return vhd->conf.max_buffer < UDSP_BUF_FIRST ? vhd->conf.max_buffer :
+						       UDSP_BUF_FIRST;
+}
+
+int
+udsp_buf_init(struct udsp_vhd *vhd, struct udsp_buf *b, size_t want)
+{
+	size_t first = want < buf_first(vhd) ? want : buf_first(vhd);
+
+	if (first == buf_first(vhd) && vhd->nbufcache)
 		b->base = vhd->bufcache[--vhd->nbufcache];
 	else
-		b->base = malloc(UDSP_HEADROOM + cap + UDSP_TAILROOM);
+		b->base = malloc(UDSP_HEADROOM + first + UDSP_TAILROOM);
 	if (!b->base)
 		return -1;
-	b->cap = cap;
-	b->lim = 4 * cap;
+	b->cap = first;
+	b->want = want;
+	b->lim = 4 * want;
 	b->head = b->tail = UDSP_HEADROOM;
 
 	return 0;
@@ -56,8 +73,8 @@ udsp_buf_init(struct udsp_vhd *vhd, struct udsp_buf *b, size_t cap)
 void
 udsp_buf_free(struct udsp_vhd *vhd, struct udsp_buf *b)
 {
-	/* a buffer that grew past its size is not kept */
-	if (b->base && b->cap == vhd->conf.max_buffer &&
+	/* a buffer that grew past its first size is not kept */
+	if (b->base && b->cap == buf_first(vhd) &&
 	    vhd->nbufcache < (int)LWS_ARRAY_SIZE(vhd->bufcache))
 		vhd->bufcache[vhd->nbufcache++] = b->base;
 	else
@@ -94,9 +111,12 @@ udsp_buf_reserve(struct udsp_buf *b, size_t len)
 	}
 
 	if (b->tail + len > UDSP_HEADROOM + b->cap) {
-		ncap = used + len;
-		if (ncap > b->lim)
+		if (used + len > b->lim)
 			return NULL;
+		/* double up to the nominal size, then only what is needed */
+		ncap = b->cap * 2 > b->want ? b->want : b->cap * 2;
+		if (ncap < used + len)
+			ncap = used + len;
 		nb = realloc(b->base, UDSP_HEADROOM + ncap + UDSP_TAILROOM);
 		if (!nb)
 			return NULL;
@@ -323,6 +343,29 @@ classify_body(struct udsp_relay *r)
 	return 0;
 }
 
+/*
+ * The response header block starts at 4 KiB (typical heads are a few
+ * hundred bytes) and grows up to max-header-kb: like the buffers, for the
+ * peak RSS with many streams in flight.
+ */
+static size_t
+hbuf_first(const struct udsp_vhd *vhd)
+{
+	return vhd->conf.max_header < 4096 ? vhd->conf.max_header : 4096;
+}
+
+static char *
+hbuf_grow(void *user, char *hbuf, size_t ncap)
+{
+	struct udsp_relay *r = user;
+	char *nb = realloc(hbuf, ncap);
+
+	if (nb)
+		r->hbuf = nb;
+
+	return nb;
+}
+
 static int
 res_body_cb(void *user, const char *data, size_t len)
 {
@@ -429,13 +472,14 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	}
 
 	r->hbuf = vhd->nhdrcache ? vhd->hdrcache[--vhd->nhdrcache] :
-				   malloc(vhd->conf.max_header);
+				   malloc(hbuf_first(vhd));
 	if (!r->hbuf) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
 		return 0;
 	}
-	udsp_h1_res_init(&r->res, r->hbuf, vhd->conf.max_header, r->head_req,
+	udsp_h1_res_init(&r->res, r->hbuf, hbuf_first(vhd), r->head_req,
 			 res_body_cb, r);
+	udsp_h1_res_growable(&r->res, vhd->conf.max_header, hbuf_grow);
 
 	/* lws passes the mount remainder (NUL-terminated) in `in` */
 	if (udsp_reqhead_build(r, in && len ? in : "")) {
@@ -536,7 +580,7 @@ static int
 spill_refill(struct udsp_relay *r)
 {
 	uint64_t avail = r->spill.wr - r->spill.rd;
-	size_t want = r->q.cap < avail ? r->q.cap : (size_t)avail;
+	size_t want = r->q.want < avail ? r->q.want : (size_t)avail;
 	uint8_t *d = udsp_buf_reserve(&r->q, want);
 	ssize_t n;
 
@@ -654,7 +698,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 
 	default:
 		if (r->h2 && (spill_pending(r) ||
-			      udsp_buf_len(&r->q) + len > r->q.cap)) {
+			      udsp_buf_len(&r->q) + len > r->q.want)) {
 			if (spill_write(r, in, len)) {
 				udsp_relay_fail(r, UDSP_E_INTERNAL,
 						"cannot spill request body");
@@ -670,7 +714,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 		break;
 	}
 
-	if (udsp_buf_len(&r->q) >= r->q.cap / 2 + r->q.cap / 4)
+	if (udsp_buf_len(&r->q) >= r->q.want / 2 + r->q.want / 4)
 		client_rx_flow(r, 0);
 	if (r->h2)
 		h2_keep_window_open(r);
@@ -784,7 +828,7 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 
 		udsp_buf_consume(&r->q, n);
 		r->body_sent += n;
-		if (r->client_paused && udsp_buf_len(&r->q) <= r->q.cap / 4)
+		if (r->client_paused && udsp_buf_len(&r->q) <= r->q.want / 4)
 			client_rx_flow(r, 1);
 		if (udsp_buf_len(&r->q) || spill_pending(r) || r->body_in_done)
 			lws_callback_on_writable(bc->wsi);
@@ -880,7 +924,7 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 	if (r->res.head_done && r->cwsi)
 		lws_callback_on_writable(r->cwsi);
 
-	if (udsp_buf_len(&r->o) >= r->o.cap / 2 + r->o.cap / 4)
+	if (udsp_buf_len(&r->o) >= r->o.want / 2 + r->o.want / 4)
 		udsp_bconn_rx_flow(bc, 0);
 
 	return 0;
@@ -985,7 +1029,7 @@ merge_first_piece(struct udsp_relay *r, uint8_t *p, const uint8_t *lim)
 	r->bytes_out += n;
 	if (last)
 		r->final_sent = 1;
-	if (r->bc && r->bc->paused && udsp_buf_len(&r->o) <= r->o.cap / 4)
+	if (r->bc && r->bc->paused && udsp_buf_len(&r->o) <= r->o.want / 4)
 		udsp_bconn_rx_flow(r->bc, 1);
 
 	return p;
@@ -1273,7 +1317,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 			return udsp_relay_finish(r);
 		}
 		if (r->bc && r->bc->paused &&
-		    udsp_buf_len(&r->o) <= r->o.cap / 4)
+		    udsp_buf_len(&r->o) <= r->o.want / 4)
 			udsp_bconn_rx_flow(r->bc, 1);
 
 		if (udsp_buf_len(&r->o) || r->res_done || r->truncated)
@@ -1318,8 +1362,8 @@ relay_free(struct udsp_relay *r)
 	disarm(r);
 	if (r->reqhead)
 		free(r->reqhead - LWS_PRE);
-	if (r->hbuf && r->vhd->nhdrcache <
-				(int)LWS_ARRAY_SIZE(r->vhd->hdrcache))
+	if (r->hbuf && r->res.hcap == hbuf_first(r->vhd) &&
+	    r->vhd->nhdrcache < (int)LWS_ARRAY_SIZE(r->vhd->hdrcache))
 		r->vhd->hdrcache[r->vhd->nhdrcache++] = r->hbuf;
 	else
 		free(r->hbuf);

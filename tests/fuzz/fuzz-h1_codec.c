@@ -4,7 +4,8 @@
  * response and decoded as a chunked body, once whole and once in pieces
  * whose sizes come from the first bytes; both runs must agree, every
  * result must stay inside the caller's buffers, and every field kept must
- * be a valid name and value (the relay relies on it).
+ * be a valid name and value (the relay relies on it).  The split run also
+ * starts with a small header block that grows (as the relay does).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,19 +73,38 @@ next_piece(uint32_t *s, size_t left)
 	return n < left ? n : left;
 }
 
+static char *
+grow_cb(void *user, char *hbuf, size_t ncap)
+{
+	(void)user;
+
+	return realloc(hbuf, ncap);
+}
+
+/*
+ * seed == 0: one piece, a fixed block of hcap.  Otherwise pieces, and a
+ * block that starts smaller and grows to hcap: the verdicts must agree.
+ */
 static void
 run_res(const uint8_t *in, size_t len, int head_req, size_t hcap,
 	uint32_t seed, struct res_out *o)
 {
-	static char hbuf[8192];
+	static char fixed[8192];
 	struct udsp_h1_res r;
-	size_t off = 0, piece, i, nl, vl;
+	size_t off = 0, piece, i, nl, vl, first = hcap;
 	const char *nm, *v;
-	char *copy;
+	char *copy, *hbuf = fixed;
 	long n = 0;
 
 	memset(o, 0, sizeof(*o));
-	udsp_h1_res_init(&r, hbuf, hcap, head_req, body_cb, o);
+	if (seed) {
+		first = seed % hcap + 1;
+		hbuf = malloc(first);
+		ASSERT(hbuf);
+	}
+	udsp_h1_res_init(&r, hbuf, first, head_req, body_cb, o);
+	if (seed)
+		udsp_h1_res_growable(&r, hcap, grow_cb);
 
 	while (off < len) {
 		piece = seed ? next_piece(&seed, len - off) : len - off;
@@ -116,8 +136,8 @@ run_res(const uint8_t *in, size_t len, int head_req, size_t hcap,
 	for (i = 0; i < r.nf; i++) {
 		nm = udsp_h1_name(&r, i, &nl);
 		v = udsp_h1_value(&r, i, &vl);
-		ASSERT(nl && nm >= hbuf && nm + nl <= hbuf + r.hlen);
-		ASSERT(v >= hbuf && v + vl <= hbuf + r.hlen);
+		ASSERT(nl && nm >= r.hbuf && nm + nl <= r.hbuf + r.hlen);
+		ASSERT(v >= r.hbuf && v + vl <= r.hbuf + r.hlen);
 		ASSERT(!memchr(nm, ':', nl) && !memchr(v, '\r', vl) &&
 		       !memchr(v, '\n', vl) && !memchr(v, '\0', vl));
 		/* the relay forwards fields without checking them again */
@@ -147,6 +167,8 @@ run_res(const uint8_t *in, size_t len, int head_req, size_t hcap,
 	o->nf = r.nf;
 	o->status = r.status;
 	o->cl = r.content_length;
+	if (r.hbuf != fixed)
+		free(r.hbuf);
 }
 
 static long

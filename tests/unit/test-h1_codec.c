@@ -537,6 +537,48 @@ test_res_generated(void)
 	test_res_case(&c);
 }
 
+static char *
+grow_realloc(void *user, char *hbuf, size_t ncap)
+{
+	int *calls = user;
+
+	(*calls)++;
+
+	return realloc(hbuf, ncap);
+}
+
+/* A block that starts at 4 bytes grows as fields need it, up to hmax. */
+static void
+test_grow(void)
+{
+	static const char in[] = S200 "Content-Type: text/plain\r\n"
+				 "X-Long: 0123456789abcdefghij\r\n" CL5
+				 "\r\nhello";
+	struct udsp_h1_res r;
+	const char *v;
+	int calls = 0;
+	size_t l;
+
+	udsp_h1_res_init(&r, malloc(4), 4, 0, NULL, &calls);
+	udsp_h1_res_growable(&r, 4096, grow_realloc);
+	CHECK(udsp_h1_res_feed(&r, in, sizeof(in) - 1) ==
+	      (long)sizeof(in) - 1);
+	CHECK(!r.err && r.msg_done && r.nf == 3 && calls >= 3);
+	v = udsp_h1_find(&r, "x-long", &l);
+	CHECK(v && l == 20 && !memcmp(v, "0123456789abcdefghij", 20));
+	v = udsp_h1_find(&r, "content-type", &l);
+	CHECK(v && l == 10 && !memcmp(v, "text/plain", 10));
+	free(r.hbuf);
+
+	/* names and values over hmax are too big, as over a fixed hcap */
+	calls = 0;
+	udsp_h1_res_init(&r, malloc(4), 4, 0, NULL, &calls);
+	udsp_h1_res_growable(&r, 40, grow_realloc);
+	CHECK(udsp_h1_res_feed(&r, in, sizeof(in) - 1) == -1);
+	CHECK(r.err == udsp_h1_err_too_big && r.hcap <= 40);
+	free(r.hbuf);
+}
+
 static void
 test_find(void)
 {
@@ -777,6 +819,7 @@ main(void)
 		test_res_case(&rcases[i]);
 	test_res_generated();
 	test_find();
+	test_grow();
 
 	for (i = 0; i < sizeof(ccases) / sizeof(ccases[0]); i++)
 		test_chunk_case(&ccases[i]);
