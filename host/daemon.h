@@ -65,6 +65,11 @@ udsp_serve_tell(int fd, char c);
 int
 udsp_serve_close_listeners(struct udsp_quiet *q);
 
+/* fn(fd) for each listening socket of this process; returns for how many
+ * fn returned 0, or -1 if they cannot be listed */
+int
+udsp_listeners_each(const char *who, int (*fn)(int fd, void *arg), void *arg);
+
 /* workers.c */
 int
 udsp_workers_run(const struct udsp_workers *w, int *to_manager);

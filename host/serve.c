@@ -535,17 +535,17 @@ drain_check(lws_sorted_usec_list_t *sul)
  * in *q; the caller closes them after lws_context_destroy().
  */
 int
-udsp_serve_close_listeners(struct udsp_quiet *q)
+udsp_listeners_each(const char *who, int (*fn)(int fd, void *arg), void *arg)
 {
 	struct dirent *de;
 	struct stat st;
-	int fd, on, p[2], n = 0;
+	int fd, on, n = 0;
 	socklen_t len;
 	DIR *d;
 
 	d = opendir("/proc/self/fd");
 	if (!d) {
-		lwsl_err("reload: /proc/self/fd: %s\n", strerror(errno));
+		lwsl_err("%s: /proc/self/fd: %s\n", who, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(d))) {
@@ -556,23 +556,39 @@ udsp_serve_close_listeners(struct udsp_quiet *q)
 		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) ||
 		    !on)
 			continue;
-		if (q->n == LWS_ARRAY_SIZE(q->fd) || pipe2(p, O_CLOEXEC)) {
-			lwsl_err("reload: cannot replace listener fd %d\n",
-				 fd);
-			continue;
-		}
-		if (dup3(p[0], fd, O_CLOEXEC) < 0) {
-			lwsl_err("reload: dup3: %s\n", strerror(errno));
-			close(p[1]);
-		} else {
-			q->fd[q->n++] = p[1];
-			n++;
-		}
-		close(p[0]);
+		n += !fn(fd, arg);
 	}
 	closedir(d);
 
 	return n;
+}
+
+static int
+quiet_one(int fd, void *arg)
+{
+	struct udsp_quiet *q = arg;
+	int p[2], ret = -1;
+
+	if (q->n == LWS_ARRAY_SIZE(q->fd) || pipe2(p, O_CLOEXEC)) {
+		lwsl_err("reload: cannot replace listener fd %d\n", fd);
+		return -1;
+	}
+	if (dup3(p[0], fd, O_CLOEXEC) < 0) {
+		lwsl_err("reload: dup3: %s\n", strerror(errno));
+		close(p[1]);
+	} else {
+		q->fd[q->n++] = p[1];
+		ret = 0;
+	}
+	close(p[0]);
+
+	return ret;
+}
+
+int
+udsp_serve_close_listeners(struct udsp_quiet *q)
+{
+	return udsp_listeners_each("reload", quiet_one, q);
 }
 
 static void

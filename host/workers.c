@@ -14,7 +14,6 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <errno.h>
@@ -117,36 +116,27 @@ count_in(const struct mgr *m, unsigned int states)
  * to the open file, which the workers share: set it once, before the fork.
  */
 static int
-nonblocking_listeners(void)
+nonblocking_one(int fd, void *arg)
 {
-	int fd, on, fl, bad = 0;
-	struct dirent *de;
-	struct stat st;
-	socklen_t len;
-	DIR *d;
+	int fl = fcntl(fd, F_GETFL);
 
-	d = opendir("/proc/self/fd");
-	if (!d) {
-		lwsl_err("workers: /proc/self/fd: %s\n", strerror(errno));
+	if (fl < 0 || (!(fl & O_NONBLOCK) &&
+		       fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+		lwsl_err("workers: listener fd %d: %s\n", fd, strerror(errno));
+		*(int *)arg = 1;
 		return -1;
 	}
-	while ((de = readdir(d))) {
-		fd = atoi(de->d_name);
-		len = sizeof(on);
-		if (fd <= 2 || fd == dirfd(d) || fstat(fd, &st) ||
-		    !S_ISSOCK(st.st_mode) ||
-		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) ||
-		    !on)
-			continue;
-		fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || (!(fl & O_NONBLOCK) &&
-			       fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
-			lwsl_err("workers: listener fd %d: %s\n", fd,
-				 strerror(errno));
-			bad = 1;
-		}
-	}
-	closedir(d);
+
+	return 0;
+}
+
+static int
+nonblocking_listeners(void)
+{
+	int bad = 0;
+
+	if (udsp_listeners_each("workers", nonblocking_one, &bad) < 0)
+		return -1;
 
 	return bad ? -1 : 0;
 }

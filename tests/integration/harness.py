@@ -131,6 +131,40 @@ def proc_status(pid):
     return out
 
 
+def children(pid):
+    """Pids whose parent is pid, sorted."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if int(st.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return sorted(out)
+
+
+def ops_pattern(n):
+    """What test-ops-backend.py serves: n bytes, i * 7 % 251."""
+    return bytes(i * 7 % 251 for i in range(n))
+
+
+def end_ops_run(procs, ok, log, tmp):
+    """The end of an ops test: kill what is left, show the daemon's log
+    if the test failed, remove its files; returns the exit code."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if not ok and os.path.exists(log):
+        sys.stdout.write("".join("    | " + line for line in open(log)))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
 def _socket_inodes():
     """inode -> kind for the sockets of this network namespace: "listen"
     and "tcp" (anything else, i.e. a connection) from /proc/net/tcp{,6},

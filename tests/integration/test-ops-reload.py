@@ -13,7 +13,6 @@
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from harness import children, end_ops_run, ops_pattern  # noqa: E402
+
 TOP = os.path.dirname(os.path.dirname(HERE))
 CERT = os.path.join(TOP, "tests", "fixtures", "localhost-100y.cert")
 KEY = os.path.join(TOP, "tests", "fixtures", "localhost-100y.key")
@@ -61,25 +63,6 @@ def connectable_unix(path):
         return False
     finally:
         s.close()
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        if int(st.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d))
-    return sorted(out)
-
-
-def pattern(n):
-    return bytes(i * 7 % 251 for i in range(n))
 
 
 def curl(url, *extra, out=None):
@@ -208,7 +191,7 @@ def main():
         with open(dl_path, "rb") as f:
             body = f.read()
         if len(body) != N or hashlib.sha256(body).digest() != \
-                hashlib.sha256(pattern(N)).digest():
+                hashlib.sha256(ops_pattern(N)).digest():
             raise Fail("download across the reload is not intact "
                        "(%d bytes)" % len(body))
         print("ok   in-flight download intact across SIGHUP; new "
@@ -246,15 +229,8 @@ def main():
     except Fail as e:
         print("FAIL", e)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if not ok and os.path.exists(log):
-            sys.stdout.write("".join("    | " + line
-                                     for line in open(log)))
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if ok else 1
+        rc = end_ops_run(procs, ok, log, tmp)
+    return rc
 
 
 if __name__ == "__main__":

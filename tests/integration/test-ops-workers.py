@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +29,9 @@ import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import (Failure, can_connect_unix, free_port,  # noqa: E402
-                     proc_fds, wait_until)
+from harness import (Failure, can_connect_unix, children,  # noqa: E402
+                     end_ops_run, free_port, ops_pattern, proc_fds,
+                     wait_until)
 
 BACKEND = os.path.join(HERE, "test-ops-backend.py")
 PY = "/usr/bin/python3"
@@ -41,27 +41,8 @@ LOG_LINE = re.compile(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /(x|app)/who '
                       r'HTTP/1\.1" 200 2 "-" "[^"]*"$')
 
 
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        if int(st.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d))
-    return sorted(out)
-
-
 def gone(pid):
     return not os.path.exists("/proc/%d" % pid)
-
-
-def pattern(n):
-    return bytes(i * 7 % 251 for i in range(n))
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -412,7 +393,7 @@ def check_reload(d, port, lsock, socks, tmp, confdir, plugins, manager,
         raise Failure("download: status %r, error %r" %
                       (dl.status, dl.error))
     if len(dl.body) != N or hashlib.sha256(dl.body).digest() != \
-            hashlib.sha256(pattern(N)).digest():
+            hashlib.sha256(ops_pattern(N)).digest():
         raise Failure("download across the reload is not intact (%d "
                       "bytes)" % len(dl.body))
     wait_until(lambda: gone(manager) and all(gone(w) for w in workers),
@@ -505,15 +486,8 @@ def main():
     except Failure as e:
         print("FAIL", e)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if not ok and os.path.exists(log):
-            sys.stdout.write("".join("    | " + line
-                                     for line in open(log)))
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if ok else 1
+        rc = end_ops_run(procs, ok, log, tmp)
+    return rc
 
 
 if __name__ == "__main__":
