@@ -700,7 +700,12 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	info.alpn = s.hc.alpn;
 	info.reject_service_keywords = s.hc.reject_service_keywords;
 	info.max_http_header_data = s.hc.max_http_header_data;
-	info.pt_serv_buf_size = 8192;
+	/*
+	 * What lws reads per recv() (a backend's response arrives through
+	 * it) and sends per call on connections no plugin sizes (the h2
+	 * network connection: a 16 KiB DATA frame in one send()).
+	 */
+	info.pt_serv_buf_size = 32768;
 	info.count_threads = 1;
 
 	/* no listener and no service yet: protocol init waits for both */

@@ -316,6 +316,13 @@ static const struct lws_protocols udsp_protocols[] = {
 		.callback		= callback_lws_uds_proxy,
 		.per_session_data_size	= sizeof(struct udsp_pss),
 		.rx_buffer_size		= 0,
+		/*
+		 * lws_issue_raw() sends at most this (else the host's
+		 * pt_serv_buf_size, 4 KiB in lwsws) per call and queues the
+		 * rest for another POLLOUT: let a 16 KiB piece, with its
+		 * chunk framing or the head in front, go in one send().
+		 */
+		.tx_packet_size		= 32768,
 	},
 };
 
