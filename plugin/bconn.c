@@ -51,7 +51,9 @@ kick_queue(struct udsp_backend *be)
 		return;
 	r = lws_container_of(be->waiting.head, struct udsp_relay, wait);
 	lws_dll2_remove(&r->wait);
-	udsp_bconn_get(r);
+	if (!udsp_bconn_get(r) && r->bc && r->bc->reused && r->bc->wsi)
+		/* a pooled one: its head goes from the next WRITEABLE */
+		lws_callback_on_writable(r->bc->wsi);
 }
 
 static void
@@ -243,7 +245,7 @@ udsp_bconn_get(struct udsp_relay *r)
 		bind_relay(r, bc);
 		bc->reused = 1;
 		udsp_relay_set_state(r, UDSP_RS_SEND, "pooled");
-		lws_callback_on_writable(bc->wsi);
+		/* the caller sends the request head (or asks for WRITEABLE) */
 		return 0;
 	}
 

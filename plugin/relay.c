@@ -501,6 +501,17 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		return 0;
 
 	/*
+	 * A pooled connection is open and idle: send the request head now
+	 * instead of from its next WRITEABLE, one poll() round later.  A
+	 * failed write is handled as it would be there: the connection is
+	 * closed, and the retry on a fresh one follows from its close.
+	 */
+	if (r->bc && r->bc->reused && r->bc->wsi &&
+	    udsp_relay_backend_writeable(r))
+		lws_set_timeout(r->bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
+				LWS_TO_KILL_ASYNC);
+
+	/*
 	 * lws 4.1.6 ignores Expect: 100-continue, so a client such as curl
 	 * would sit out its one-second wait before sending the body.  We
 	 * stream the body onward as it comes, so invite it at once.
