@@ -225,6 +225,51 @@ tls_start(struct udsp_bconn *bc)
 }
 
 /*
+ * Idle pooled connections expire after pool-idle-timeout-ms.  The pool is
+ * oldest first, so one timer per backend, armed for the oldest, does it:
+ * a per-connection lws timeout cost a sorted insert in lws on every
+ * release, which showed in per-request profiles.
+ */
+static void
+pool_sweep(lws_sorted_usec_list_t *sul);
+
+static void
+pool_sweep_at(struct udsp_backend *be, lws_usec_t since)
+{
+	lws_usec_t at = since +
+		(lws_usec_t)be->vhd->conf.pool_idle_ms * LWS_US_PER_MS,
+		   now = lws_now_usecs();
+
+	lws_sul_schedule(be->vhd->cx, 0, &be->sul_idle, pool_sweep,
+			 at > now ? at - now : 1);
+}
+
+static void
+pool_sweep(lws_sorted_usec_list_t *sul)
+{
+	struct udsp_backend *be = lws_container_of(sul, struct udsp_backend,
+						   sul_idle);
+	lws_usec_t now = lws_now_usecs(),
+		   idle = (lws_usec_t)be->vhd->conf.pool_idle_ms * LWS_US_PER_MS;
+	struct udsp_bconn *bc;
+
+	while (be->idle.head) {
+		bc = lws_container_of(be->idle.head, struct udsp_bconn, list);
+		if (bc->idle_since + idle > now) {
+			pool_sweep_at(be, bc->idle_since);
+			return;
+		}
+		lws_dll2_remove(&bc->list);
+		bc->dead = 1;
+		if (bc->wsi)
+			/* RAW_CLOSE follows and frees bc */
+			lws_set_timeout(bc->wsi,
+					PENDING_TIMEOUT_KILLED_BY_PARENT,
+					LWS_TO_KILL_ASYNC);
+	}
+}
+
+/*
  * Give the relay a connection: an idle pooled one if there is one (and
  * this is not the retry after a pooled one failed), else a new one.
  * Returns 0, or -1 after failing the relay (503).
@@ -241,7 +286,6 @@ udsp_bconn_get(struct udsp_relay *r)
 	while (!r->retried && be->idle.head) {
 		bc = lws_container_of(be->idle.head, struct udsp_bconn, list);
 		lws_dll2_remove(&bc->list);
-		lws_set_timeout(bc->wsi, NO_PENDING_TIMEOUT, 0);
 		bind_relay(r, bc);
 		bc->reused = 1;
 		udsp_relay_set_state(r, UDSP_RS_SEND, "pooled");
@@ -307,7 +351,6 @@ void
 udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 {
 	struct udsp_backend *be = bc->be;
-	unsigned int secs;
 
 	unbind_relay(bc);
 
@@ -315,10 +358,10 @@ udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 	    be->idle.count < bc->vhd->conf.pool_max_idle) {
 		/* an idle conn must read, to notice the backend closing */
 		udsp_bconn_rx_flow(bc, 1);
+		bc->idle_since = lws_now_usecs();
 		lws_dll2_add_tail(&bc->list, &be->idle);
-		secs = (bc->vhd->conf.pool_idle_ms + 999) / 1000;
-		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_USER_OK,
-				(int)(secs ? secs : 1));
+		if (lws_dll2_is_detached(&be->sul_idle.list))
+			pool_sweep_at(be, bc->idle_since);
 		kick_queue(be);
 		return;
 	}
@@ -515,6 +558,8 @@ udsp_pool_destroy(struct udsp_vhd *vhd)
 {
 	struct udsp_backend *be;
 
-	for (be = vhd->backends; be; be = be->next)
+	for (be = vhd->backends; be; be = be->next) {
+		lws_sul_cancel(&be->sul_idle);
 		lws_dll2_foreach_safe(&be->idle, NULL, free_idle);
+	}
 }

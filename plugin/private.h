@@ -51,7 +51,10 @@ struct udsp_backend {
 	struct udsp_backend	*next;		/* vhd->backends */
 	char			*spec;		/* owned: the origin string */
 	struct udsp_origin	o;
-	lws_dll2_owner_t	idle;		/* of udsp_bconn.list */
+	lws_dll2_owner_t	idle;		/* of udsp_bconn.list, oldest
+						 * first */
+	struct udsp_vhd		*vhd;		/* borrowed: owner */
+	lws_sorted_usec_list_t	sul_idle;	/* expires idle conns */
 	lws_dll2_owner_t	waiting;	/* of udsp_relay.wait: for a
 						 * connection (max-conns) */
 	unsigned int		nconns;		/* open: busy + idle */
@@ -103,6 +106,7 @@ struct udsp_bconn {
 	BIO			*wbio;	/* owned by ssl */
 	uint8_t			*tlsout;	/* owned: ciphertext pending */
 	size_t			tlsout_len;
+	lws_usec_t		idle_since;	/* when it went to the pool */
 	unsigned int		connected:1;
 	unsigned int		tls_up:1;
 	unsigned int		reused:1;

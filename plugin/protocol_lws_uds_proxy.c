@@ -166,6 +166,7 @@ udsp_backend_lookup(struct udsp_vhd *vhd, const char *spec)
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return NULL;
+	be->vhd = vhd;
 	be->spec = strdup(spec);
 	if (!be->spec) {
 		free(be);

@@ -447,6 +447,20 @@ def t_pool(env, proto):
     eq(len(set(conns)), 1, "backend connections for 4 sequential requests")
 
 
+@case("pool-idle-expiry", pvo={"pool-idle-timeout-ms": "300"})
+def t_pool_idle(env, proto):
+    """An idle pooled connection is closed after pool-idle-timeout-ms,
+    and the next request opens a fresh one."""
+    from harness import wait_until
+    main = env.backends["main"]
+    first = echo(env, proto, "/app/echo?i=0")["conn"]
+    wait_until(lambda: first in main.stats()["closed"],
+               "the idle pooled connection to be closed by the proxy")
+    again = echo(env, proto, "/app/echo?i=2")["conn"]
+    check(again != first, "request after expiry reused closed conn %r",
+          first)
+
+
 @case("chunked-to-client", protos=("h1",))
 def t_chunked_to_client(env, proto):
     """No backend length -> chunked toward an h1.1 client, and the client
