@@ -75,7 +75,7 @@ void
 udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target)
 {
 	struct lws *wsi = r->cwsi;
-	char peer[64], when[40], ref[1100], ua[1100], rl[2200];
+	char when[40], ref[1100], ua[1100], rl[2200];
 	time_t now = time(NULL);
 	struct tm tm;
 	int n;
@@ -83,7 +83,6 @@ udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target)
 	if (r->vhd->alog_fd < 0)
 		return;
 
-	udsp_client_addr(wsi, peer, sizeof(peer));
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	hdr_esc(wsi, WSI_TOKEN_HTTP_REFERER, ref, sizeof(ref));
@@ -102,7 +101,7 @@ udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target)
 		return;
 	}
 	lws_snprintf(r->alog_pre, 2600, "%s - - [%s] \"%s\" ",
-		     peer[0] ? peer : "-", when, rl + n + 1);
+		     r->peer[0] ? r->peer : "-", when, rl + n + 1);
 	lws_snprintf(r->alog_post, 2300, " \"%s\" \"%s\"\n", ref, ua);
 }
 

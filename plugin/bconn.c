@@ -51,9 +51,7 @@ kick_queue(struct udsp_backend *be)
 		return;
 	r = lws_container_of(be->waiting.head, struct udsp_relay, wait);
 	lws_dll2_remove(&r->wait);
-	if (!udsp_bconn_get(r) && r->bc && r->bc->reused && r->bc->wsi)
-		/* a pooled one: its head goes from the next WRITEABLE */
-		lws_callback_on_writable(r->bc->wsi);
+	udsp_bconn_get(r);
 }
 
 static void
@@ -289,7 +287,16 @@ udsp_bconn_get(struct udsp_relay *r)
 		bind_relay(r, bc);
 		bc->reused = 1;
 		udsp_relay_set_state(r, UDSP_RS_SEND, "pooled");
-		/* the caller sends the request head (or asks for WRITEABLE) */
+		/*
+		 * Open and idle: the request head goes now, not from the next
+		 * WRITEABLE a poll() round later.  A failed write is handled
+		 * as it would be there: the connection is closed, and its
+		 * close retries the request on a fresh one.
+		 */
+		if (udsp_relay_backend_writeable(r))
+			lws_set_timeout(bc->wsi,
+					PENDING_TIMEOUT_KILLED_BY_PARENT,
+					LWS_TO_KILL_ASYNC);
 		return 0;
 	}
 

@@ -178,6 +178,7 @@ struct udsp_relay {
 	unsigned long		id;
 	enum udsp_rstate	state;
 	enum udsp_err		err;
+	char			peer[48];	/* client address, "" if none */
 
 	/* request */
 	char			*reqhead;	/* owned */

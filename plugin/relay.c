@@ -432,6 +432,8 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->head_req = r->method == LWSHUMETH_HEAD;
 	if (r->http10)
 		r->close_after = 1;
+	/* one lookup for X-Forwarded-For and the access log */
+	udsp_client_addr(wsi, r->peer, sizeof(r->peer));
 	udsp_reqhead_alog(r);
 
 	if (udsp_buf_init(vhd, &r->o, vhd->conf.max_buffer)) {
@@ -499,17 +501,6 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	/* on failure this has already set up the error page */
 	if (udsp_bconn_get(r))
 		return 0;
-
-	/*
-	 * A pooled connection is open and idle: send the request head now
-	 * instead of from its next WRITEABLE, one poll() round later.  A
-	 * failed write is handled as it would be there: the connection is
-	 * closed, and the retry on a fresh one follows from its close.
-	 */
-	if (r->bc && r->bc->reused && r->bc->wsi &&
-	    udsp_relay_backend_writeable(r))
-		lws_set_timeout(r->bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
-				LWS_TO_KILL_ASYNC);
 
 	/*
 	 * lws 4.1.6 ignores Expect: 100-continue, so a client such as curl

@@ -329,7 +329,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
 	struct lws *wsi = r->cwsi, *nwsi = lws_get_network_wsi(wsi);
 	struct udsp_vhd *vhd = r->vhd;
-	char conn[256], tmp[4096], host[256], peer[64], xff[512], mbuf[32];
+	char conn[256], tmp[4096], host[256], xff[512], mbuf[32];
 	const char *method = NULL, *name, *args[64];
 	char *argbuf = NULL, *target = NULL;
 	size_t conn_len = 0, nl;
@@ -424,13 +424,12 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	}
 
 	/* X-Forwarded-*: a client's XFF is trusted only from listed peers */
-	udsp_client_addr(wsi, peer, sizeof(peer));
-	if (peer[0]) {
+	if (r->peer[0]) {
 		const char *prior = NULL;
 		int pl = 0;
 
 		if (vhd->conf.trusted &&
-		    udsp_addr_in_list(vhd->conf.trusted, peer)) {
+		    udsp_addr_in_list(vhd->conf.trusted, r->peer)) {
 			pl = lws_hdr_copy(wsi, tmp, sizeof(tmp),
 					  WSI_TOKEN_X_FORWARDED_FOR);
 			if (pl > 0 && udsp_hdr_value_ok(tmp, (size_t)pl))
@@ -438,7 +437,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 			else
 				pl = 0;
 		}
-		n = udsp_xff_build(xff, sizeof(xff), prior, (size_t)pl, peer,
+		n = udsp_xff_build(xff, sizeof(xff), prior, (size_t)pl, r->peer,
 				   prior != NULL);
 		if (n > 0)
 			sb_hdr(&b, "X-Forwarded-For", 15, xff, (size_t)n);
