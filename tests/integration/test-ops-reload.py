@@ -14,15 +14,14 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import children, end_ops_run, ops_pattern  # noqa: E402
+from harness import (Failure, can_connect_unix, children,  # noqa: E402
+                     end_ops_run, free_port, ops_pattern, wait_until)
 
 TOP = os.path.dirname(os.path.dirname(HERE))
 CERT = os.path.join(TOP, "tests", "fixtures", "localhost-100y.cert")
@@ -30,39 +29,6 @@ KEY = os.path.join(TOP, "tests", "fixtures", "localhost-100y.key")
 BACKEND = os.path.join(HERE, "test-ops-backend.py")
 PY = "/usr/bin/python3"
 N = 8 * 1024 * 1024
-
-
-class Fail(Exception):
-    pass
-
-
-def wait_until(pred, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while not pred():
-        if time.monotonic() > deadline:
-            raise Fail("timed out waiting for " + what)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def connectable_unix(path):
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def curl(url, *extra, out=None):
@@ -132,8 +98,8 @@ def main():
                 [PY, BACKEND, socks[name], name, tmp],
                 stdin=subprocess.DEVNULL))
         for name in ("A", "B"):
-            wait_until(lambda: connectable_unix(socks[name]),
-                       "backend " + name)
+            wait_until(lambda: can_connect_unix(socks[name]),
+                       "backend " + name, timeout=20.0)
 
         ports = {"http": free_port(), "https": free_port(),
                  "added": free_port()}
@@ -148,10 +114,11 @@ def main():
                                  stdin=subprocess.DEVNULL, stdout=lf,
                                  stderr=lf)
         procs.append(d)
-        wait_until(lambda: who(http + "/x/who") == "A", "first config")
+        wait_until(lambda: who(http + "/x/who") == "A", "first config",
+                   timeout=20.0)
         kids = children(d.pid)
         if len(kids) != 1:
-            raise Fail("serving processes before reload: %r" % kids)
+            raise Failure("serving processes before reload: %r" % kids)
         old = kids[0]
 
         # a download held half-way by backend A
@@ -161,38 +128,38 @@ def main():
                                http + "/app/hold/%d" % N],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_until(lambda: os.path.exists(os.path.join(tmp, "A.holding")),
-                   "the download to be in flight")
+                   "the download to be in flight", timeout=20.0)
 
         write_conf(confdir, plugins, ports, socks, tmp, 2)
         d.send_signal(signal.SIGHUP)
         wait_until(lambda: who(http + "/x/who") == "B",
-                   "/x to move to backend B after SIGHUP")
+                   "/x to move to backend B after SIGHUP", timeout=20.0)
         for url, extra in ((http + "/new/who", ()),
                            (https + "/x/who", ("--http2",)),
                            (https + "/new/who", ("--http1.1",)),
                            (added + "/new/who", ())):
             got = who(url, *extra)
             if got != "B":
-                raise Fail("after reload %s %r answered %r" %
+                raise Failure("after reload %s %r answered %r" %
                            (url, extra, got))
         if dl.poll() is not None:
-            raise Fail("the download ended during the reload: %r" %
+            raise Failure("the download ended during the reload: %r" %
                        (dl.communicate(),))
         kids = children(d.pid)
         if old not in kids or len(kids) != 2:
-            raise Fail("want the old process %d draining beside a new "
+            raise Failure("want the old process %d draining beside a new "
                        "one, have %r" % (old, kids))
 
         open(os.path.join(tmp, "A.release"), "w").close()
         out, err = dl.communicate(timeout=60)
         if dl.returncode or out != b"200":
-            raise Fail("download: curl rc %d, status %r, %r" %
+            raise Failure("download: curl rc %d, status %r, %r" %
                        (dl.returncode, out, err))
         with open(dl_path, "rb") as f:
             body = f.read()
         if len(body) != N or hashlib.sha256(body).digest() != \
                 hashlib.sha256(ops_pattern(N)).digest():
-            raise Fail("download across the reload is not intact "
+            raise Failure("download across the reload is not intact "
                        "(%d bytes)" % len(body))
         print("ok   in-flight download intact across SIGHUP; new "
               "mounts, backend and listener answer (h1, TLS h1/h2)")
@@ -201,7 +168,7 @@ def main():
                    "the old serving process to drain and exit", 60)
         new = children(d.pid)
         if len(new) != 1:
-            raise Fail("serving processes after the drain: %r" % new)
+            raise Failure("serving processes after the drain: %r" % new)
         print("ok   old serving process %d drained and exited" % old)
 
         # a broken config is refused; the running one stays
@@ -209,24 +176,24 @@ def main():
             f.write("\n{ broken\n")
         d.send_signal(signal.SIGHUP)
         wait_until(lambda: "reload: failed" in open(log).read(),
-                   "the failed reload to be logged")
+                   "the failed reload to be logged", timeout=20.0)
         if who(http + "/x/who") != "B" or children(d.pid) != new:
-            raise Fail("a broken config disturbed the running one")
+            raise Failure("a broken config disturbed the running one")
         if "conf.d/v:" not in open(log).read():
-            raise Fail("the failed reload does not name the file")
+            raise Failure("the failed reload does not name the file")
         print("ok   broken config on SIGHUP: refused, still serving")
 
         d.send_signal(signal.SIGTERM)
         rc = d.wait(timeout=30)
         if rc != 0:
-            raise Fail("exit code %d after SIGTERM" % rc)
+            raise Failure("exit code %d after SIGTERM" % rc)
         if children(d.pid):
-            raise Fail("serving processes left after SIGTERM")
+            raise Failure("serving processes left after SIGTERM")
         if "signal 11" in open(log).read():
-            raise Fail("a serving process crashed")
+            raise Failure("a serving process crashed")
         print("ok   SIGTERM: all processes gone, exit 0")
         ok = True
-    except Fail as e:
+    except Failure as e:
         print("FAIL", e)
     finally:
         rc = end_ops_run(procs, ok, log, tmp)
