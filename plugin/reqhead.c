@@ -200,6 +200,16 @@ get_args(struct lws *wsi, char **argbuf, const char **args, int max)
 					  WSI_TOKEN_HTTP_URI_ARGS, f);
 		if (n < 0)
 			break;
+		/*
+		 * lws 4.3 keeps a decoded %00 after a query's '=' (4.3.5's
+		 * lws_parse_urldecode; 4.1.6 closes the connection); the args
+		 * go on as C strings, which would cut the value short: 400.
+		 */
+		if (memchr(*argbuf + used, '\0', (size_t)n)) {
+			free(*argbuf);
+			*argbuf = NULL;
+			return -1;
+		}
 		args[nargs++] = *argbuf + used;
 		used += (size_t)n + 1;
 	}

@@ -292,14 +292,17 @@ LINE_DAMAGE = [
     (b"GET /app/echo%0aCookie:%20inj?t=d10 HTTP/1.1", "400", None),
     (b"GET /app/echo?t=d11%0d%0aX-Request-Id:%20inj HTTP/1.1", "400", None),
     (b"GET /app/echo?t=d12%0aHost:%20evil HTTP/1.1", "400", None),
+    # a NUL after a query's '=': lws 4.1.6 closes the connection, 4.3.5
+    # keeps it and the plugin answers 400
+    (b"GET /app/echo?t=d13&a=b%00c HTTP/1.1", ("close", "400"), None),
     # lws's: a bare CR after the version drops the rest of the line
-    (b"GET /app/echo?t=d13 HTTP/1.1\rX-Request-Id: inj", "200",
+    (b"GET /app/echo?t=d14 HTTP/1.1\rX-Request-Id: inj", "200",
      {"x-request-id": None}),
     # in a known field's value: ends it, drops the rest of the line
-    (b"GET /app/echo?t=d14 HTTP/1.1\r\nUser-Agent: a\rX-Request-Id: inj",
+    (b"GET /app/echo?t=d15 HTTP/1.1\r\nUser-Agent: a\rX-Request-Id: inj",
      "200", {"user-agent": "a", "x-request-id": None}),
     # in a custom field's value: dropped, the bytes either side joined
-    (b"GET /app/echo?t=d15 HTTP/1.1\r\nX-Request-Id: a\rb", "200",
+    (b"GET /app/echo?t=d16 HTTP/1.1\r\nX-Request-Id: a\rb", "200",
      {"x-request-id": "ab"}),
 ]
 
@@ -314,7 +317,7 @@ def t_line_damage(env, ev):
         reqs = main.requests()[n:]
         print("%-60r -> %s, backend got %r" % (req, a.short(), [
             (q["target"], q["headers"]) for q in reqs]))
-        if a.short() != want:
+        if a.short() not in ((want,) if isinstance(want, str) else want):
             bad.append("%r: got %s, want %s" % (req, a.short(), want))
         if got is None:
             if reqs:
