@@ -596,6 +596,37 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 	*tail = (struct lws_http_mount **)&m->mount_next;
 }
 
+/*
+ * lws picks a request's mount in lws_find_mount() (lib/roles/http/server/
+ * server.c:790-823 in 4.1.6; the same up to 4.5): walking the list, a
+ * matching callback mount always replaces the mount found so far, any
+ * other kind only when its mountpoint is longer (:803-814).  So an app on
+ * "/" listed after "/error.css" (file://) would take /error.css too.  In
+ * order of mountpoint length, shortest first, every replacement is by a
+ * longer mountpoint, so the longest match wins whatever the config's order
+ * and the origins' kinds.  Two matching mounts of one length are the same
+ * mountpoint, which is refused: the winner would depend on the kinds.  The
+ * sort is stable and lws reads the list nowhere else that order matters.
+ */
+static void
+mounts_sort(struct udsp_hc_pc *pc, struct vb *vb)
+{
+	struct lws_http_mount *m, *next, *out = NULL, **pp;
+
+	for (m = (struct lws_http_mount *)vb->vh->info.mounts; m; m = next) {
+		next = (struct lws_http_mount *)m->mount_next;
+		for (pp = &out; *pp && (*pp)->mountpoint_len <= m->mountpoint_len;
+		     pp = (struct lws_http_mount **)&(*pp)->mount_next)
+			if ((*pp)->mountpoint_len == m->mountpoint_len &&
+			    !strcmp((*pp)->mountpoint, m->mountpoint))
+				perr(pc, "mountpoint '%s' is given twice",
+				     m->mountpoint);
+		m->mount_next = *pp;
+		*pp = m;
+	}
+	vb->vh->info.mounts = out;
+}
+
 static void
 mounts(struct udsp_hc_pc *pc, struct vb *vb)
 {
@@ -620,6 +651,7 @@ mounts(struct udsp_hc_pc *pc, struct vb *vb)
 		}
 		udsp_hc_path_pop(pc, old);
 	}
+	mounts_sort(pc, vb);
 }
 
 /*

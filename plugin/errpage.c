@@ -17,6 +17,7 @@ title(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	default:  return "Internal Server Error";
 	}
 }
@@ -32,6 +33,7 @@ explain(int status)
 	case 503: return "The application server is not running or is "
 			 "restarting. Please try again shortly.";
 	case 504: return "The application server did not answer in time.";
+	case 505: return "Use HTTP/1.0, HTTP/1.1 or HTTP/2.";
 	default:  return "The proxy could not handle this request.";
 	}
 }

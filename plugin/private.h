@@ -133,6 +133,7 @@ enum udsp_err {
 	UDSP_E_BAD_REQUEST,	/* 400 */
 	UDSP_E_TOO_LARGE,	/* 413 */
 	UDSP_E_LENGTH_REQUIRED,	/* 411 */
+	UDSP_E_VERSION,		/* 505 */
 	UDSP_E_INTERNAL,	/* 500 */
 };
 

@@ -384,6 +384,35 @@ is_http10(struct lws *wsi)
 		 v[5] == '1' && v[7] == '1');
 }
 
+/*
+ * RFC 9112 3: request-line = method SP request-target SP HTTP-version CRLF,
+ * and nothing else.  lws 4.1.6 keeps all that follows the target's space
+ * as the version token (lib/roles/http/parsers.c:1003-1033, then the
+ * token's bytes up to CR/LF at :1035-1052), so "HTTP/1.1 junk", or
+ * "b HTTP/1.1" after a target with a space in it, shows here.  A line that
+ * ended early leaves no version at all: a bare CR, or an encoded CR or LF
+ * in the target, which lws decodes (lws_parse_urldecode) before it looks
+ * for the end of the line (:1035-1046, the same in 4.3.5), so the rest of
+ * the line became a header ("GET /a%0aX-Injected:%20c HTTP/1.1" gives a
+ * header "x-injected: %20c HTTP/1.1" and no version).  HTTP/0.9's
+ * "GET /a" has none either.  Returns 0, or the error to answer with.
+ */
+static enum udsp_err
+h1_version_check(struct lws *wsi)
+{
+	char v[16];
+	int n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP);
+
+	if (n != 8 || strncmp(v, "HTTP/", 5) || v[6] != '.' ||
+	    v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9')
+		return UDSP_E_BAD_REQUEST;
+	/* RFC 9110 6.2: a later 1.x is answered as the highest we know */
+	if (v[5] != '1')
+		return UDSP_E_VERSION;
+
+	return UDSP_E_NONE;
+}
+
 static int
 expects_continue(struct lws *wsi)
 {
@@ -441,6 +470,17 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		return 0;
 	}
 
+	if (!r->h2) {
+		enum udsp_err ve = h1_version_check(wsi);
+
+		if (ve != UDSP_E_NONE) {
+			/* the rest of what lws parsed is suspect too */
+			r->close_after = 1;
+			udsp_relay_fail(r, ve, "bad request line");
+			return 0;
+		}
+	}
+
 	if (!be || be->bad) {
 		udsp_relay_fail(r, UDSP_E_CONFIG, "no usable backend");
 		return 0;
@@ -485,7 +525,8 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 
 	/* lws passes the mount remainder (NUL-terminated) in `in` */
 	if (udsp_reqhead_build(r, in && len ? in : "")) {
-		udsp_relay_fail(r, UDSP_E_BAD_REQUEST, "unusable target");
+		udsp_relay_fail(r, UDSP_E_BAD_REQUEST,
+				"unusable target or header value");
 		return 0;
 	}
 
@@ -1405,6 +1446,8 @@ udsp_err_status(enum udsp_err e)
 		return 413;
 	case UDSP_E_LENGTH_REQUIRED:
 		return 411;
+	case UDSP_E_VERSION:
+		return 505;
 	default:
 		return 500;
 	}

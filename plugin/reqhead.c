@@ -98,7 +98,23 @@ skip_token(int t)
 	return 0;
 }
 
-/* Append all fragments of token t, joined as the field's syntax needs. */
+/*
+ * CR, LF or NUL in a value lws kept means its parser was fooled (lws 4.1.6
+ * keeps a NUL in a value, and a custom header's value is cut at the LF of
+ * a line that lws ended early): RFC 9110 5.5 says reject, so the caller
+ * answers 400.  Other control characters only lose the field.
+ */
+static int
+value_damaged(const char *v, size_t len)
+{
+	return memchr(v, '\0', len) || memchr(v, '\r', len) ||
+	       memchr(v, '\n', len);
+}
+
+/*
+ * Append all fragments of token t, joined as the field's syntax needs;
+ * -1 for a damaged value.
+ */
 static int
 copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 	   const char *name, size_t nl)
@@ -111,6 +127,8 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 					  (enum lws_token_indexes)t, f);
 		if (n < 0)
 			break;
+		if (value_damaged(tmp, (size_t)n))
+			return -1;
 		if (!udsp_hdr_value_ok(tmp, (size_t)n))
 			return 0;
 		if (!first) {
@@ -182,6 +200,16 @@ get_args(struct lws *wsi, char **argbuf, const char **args, int max)
 					  WSI_TOKEN_HTTP_URI_ARGS, f);
 		if (n < 0)
 			break;
+		/*
+		 * lws 4.3 keeps a decoded %00 after a query's '=' (4.3.5's
+		 * lws_parse_urldecode; 4.1.6 closes the connection); the args
+		 * go on as C strings, which would cut the value short: 400.
+		 */
+		if (memchr(*argbuf + used, '\0', (size_t)n)) {
+			free(*argbuf);
+			*argbuf = NULL;
+			return -1;
+		}
 		args[nargs++] = *argbuf + used;
 		used += (size_t)n + 1;
 	}
@@ -213,24 +241,35 @@ udsp_reqhead_alog(struct udsp_relay *r)
 	udsp_alog_begin(r, method ? method : "-", target);
 }
 
-/* Copy one custom header (name: lower-case, colon after nl bytes). */
-static void
+/*
+ * Copy one custom header (name: lower-case, colon after nl bytes); -1 for
+ * a damaged value.
+ */
+static int
 copy_custom(struct lws *wsi, struct sbuf *b, const char *name, size_t nl,
 	    char *tmp, size_t tmplen)
 {
 	int l = lws_hdr_custom_length(wsi, name, (int)nl + 1);
 
 	if (l <= 0 || l >= (int)tmplen)
-		return;
+		return 0;
 	l = lws_hdr_custom_copy(wsi, tmp, (int)tmplen, name, (int)nl + 1);
-	if (l < 0 || !udsp_hdr_value_ok(tmp, (size_t)l))
-		return;
-	sb_hdr(b, name, nl, tmp, (size_t)l);
+	if (l < 0)
+		return 0;
+	if (value_damaged(tmp, (size_t)l))
+		return -1;
+	if (udsp_hdr_value_ok(tmp, (size_t)l))
+		sb_hdr(b, name, nl, tmp, (size_t)l);
+
+	return 0;
 }
 
 #if !defined(UDSP_HAVE_CUSTOM_FOREACH)
-/* Names from a mount's forward-headers list not already in the vhost's */
-static void
+/*
+ * Names from a mount's forward-headers list not already in the vhost's;
+ * -1 for a damaged value.
+ */
+static int
 mount_custom(struct udsp_relay *r, struct sbuf *b, const char *list,
 	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
 {
@@ -254,11 +293,14 @@ mount_custom(struct udsp_relay *r, struct sbuf *b, const char *list,
 			name[nl + 1] = '\0';
 			for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
 				dup = !strcmp(r->vhd->fwd[n], name);
-			if (!dup)
-				copy_custom(r->cwsi, b, name, nl, tmp, tmplen);
+			if (!dup && copy_custom(r->cwsi, b, name, nl, tmp,
+						tmplen))
+				return -1;
 		}
 		s = e;
 	}
+
+	return 0;
 }
 #endif
 
@@ -268,6 +310,7 @@ struct custom_ctx {
 	struct sbuf	*b;
 	const char	*conn;
 	size_t		conn_len;
+	int		damaged;
 };
 
 /* lws hands names lower-cased with their colon (nlen counts it) */
@@ -284,7 +327,8 @@ custom_cb(const char *name, int nlen, void *opaque)
 	if (!udsp_hdr_name_ok(name, nl) ||
 	    !udsp_hdr_req_forward(name, nl, cc->conn, cc->conn_len))
 		return;
-	copy_custom(cc->wsi, cc->b, name, nl, tmp, sizeof(tmp));
+	if (copy_custom(cc->wsi, cc->b, name, nl, tmp, sizeof(tmp)))
+		cc->damaged = 1;
 }
 #endif
 
@@ -362,7 +406,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	 * lws joins repeated fields with ',': two Host fields, which RFC 9112
 	 * 3.2 answers with 400, as nothing else decides which one counts.
 	 */
-	if (hl > 0 && memchr(host, ',', (size_t)hl))
+	if (hl > 0 && (memchr(host, ',', (size_t)hl) ||
+		       value_damaged(host, (size_t)hl)))
 		goto bail;
 	if (hl <= 0 || !udsp_hdr_value_ok(host, (size_t)hl)) {
 		hl = lws_snprintf(host, sizeof(host), "%s",
@@ -391,7 +436,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 		nl--;
 		if (!udsp_hdr_req_forward(name, nl, conn, conn_len))
 			continue;
-		copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl);
+		if (copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl))
+			goto bail;
 	}
 
 	/*
@@ -401,9 +447,11 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	 */
 	if (!r->h2) {
 #if defined(UDSP_HAVE_CUSTOM_FOREACH)
-		struct custom_ctx cc = { wsi, &b, conn, conn_len };
+		struct custom_ctx cc = { wsi, &b, conn, conn_len, 0 };
 
 		lws_hdr_custom_name_foreach(wsi, custom_cb, &cc);
+		if (cc.damaged)
+			goto bail;
 #else
 		const struct lws_protocol_vhost_options *pmo;
 
@@ -413,13 +461,16 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 			if (conn_len && udsp_hdr_list_has(conn, conn_len,
 							  vhd->fwd[n], nl))
 				continue;
-			copy_custom(wsi, &b, vhd->fwd[n], nl, tmp, sizeof(tmp));
+			if (copy_custom(wsi, &b, vhd->fwd[n], nl, tmp,
+					sizeof(tmp)))
+				goto bail;
 		}
 		/* and the mount's own list (pmo "forward-headers") */
 		for (pmo = r->pmo; pmo; pmo = pmo->next)
-			if (!strcmp(pmo->name, "forward-headers"))
-				mount_custom(r, &b, pmo->value, conn, conn_len,
-					     tmp, sizeof(tmp));
+			if (!strcmp(pmo->name, "forward-headers") &&
+			    mount_custom(r, &b, pmo->value, conn, conn_len,
+					 tmp, sizeof(tmp)))
+				goto bail;
 #endif
 	}
 

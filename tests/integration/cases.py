@@ -1297,3 +1297,84 @@ def t_upload_pause(env, proto):
         c.close()
     eq(doc["length"], len(body), "length the backend received")
     eq(doc["sha256"], sha(body), "sha256 the backend computed")
+
+
+# -- mount order: the app on "/" and file mounts under it -----------------
+#
+# lws 4.1.6 lets a callback mount that comes later in the list win over a
+# longer matching mount (lws_find_mount); lws-uds-proxyd hands lws its
+# mounts shortest first, so the longest mountpoint wins in any config
+# order.  The app ("r") owns "/"; "/error.css" (the file the error pages
+# link) and "/static" are file mounts.
+
+CSS = b"/* mount-order */\nbody { color: #123456; }\n"
+STATIC = b"static bytes\n" * 100
+
+
+def _order_mounts(order):
+    def mounts(env):
+        www = os.path.join(env.dir, "www")
+        os.makedirs(os.path.join(www, "static"), exist_ok=True)
+        with open(os.path.join(www, "error.css"), "wb") as f:
+            f.write(CSS)
+        with open(os.path.join(www, "static", "s.css"), "wb") as f:
+            f.write(STATIC)
+        by = {
+            "app": {"mountpoint": "/",
+                    "origin": env.backends["r"].origin("/")},
+            # lws serves a file mount's mountpoint itself after a 301 to
+            # "/error.css/", and there the "default" file
+            "css": {"mountpoint": "/error.css", "origin": "file://" + www,
+                    "default": "error.css"},
+            "static": {"mountpoint": "/static",
+                       "origin": "file://" + os.path.join(www, "static")},
+        }
+        return [by[k] for k in order] + env.standard_mounts()
+    return mounts
+
+
+def _css_ok(env, proto, path, body, what):
+    r = env.curl(proto, path, extra=("-L",))
+    check(r.rc == 0 and r.status == 200, "%s %s: %r", what, path, r)
+    eq((r.h("content-type") or "").split(";")[0], "text/css",
+       "%s %s content-type" % (what, path))
+    check(r.body == body, "%s %s: not the file's bytes: %r", what, path,
+          r.body[:200])
+
+
+def t_mount_order(env, proto):
+    app = env.backends["r"]
+    for when in ("app up", "app down"):
+        _css_ok(env, proto, "/error.css", CSS, when)
+        _css_ok(env, proto, "/error.css/", CSS, when)
+        _css_ok(env, proto, "/static/s.css", STATIC, when)
+        if when == "app up":
+            # siblings that only share a prefix are the app's
+            for path in ("/", "/echo?t=o", "/staticx/echo?t=p",
+                         "/error.cssx?t=q", "/app-not/echo?t=r"):
+                n = len(app.requests())
+                r = env.curl(proto, path)
+                check(r.rc == 0 and r.status in (200, 404), "%s: %r",
+                      path, r)
+                eq(len(app.requests()), n + 1, "the app's requests")
+                eq(last_req(app)["target"], path, "the app's target")
+            # the longer callback mounts still win over "/"
+            eq(echo(env, proto, "/app/echo?t=s")["target"], "/echo?t=s",
+               "/app's backend target")
+            eq(last_req(env.backends["main"])["target"], "/echo?t=s",
+               "/app went to its own backend")
+            app.kill(signal.SIGKILL)
+        else:
+            r = _expect_503(env, proto, "/echo?t=down")
+            check(re.search(rb'href="?/error\.css', r.body),
+                  "503 page does not link /error.css: %r", r.body[:400])
+
+
+MOUNT_ORDERS = {
+    "app-first": ("app", "css", "static"),
+    "app-last": ("css", "static", "app"),
+    "app-middle": ("static", "app", "css"),
+}
+for _o, _order in MOUNT_ORDERS.items():
+    case("mount-order-" + _o, backends=(("main", "unix"), ("r", "unix")),
+         mounts=_order_mounts(_order))(t_mount_order)

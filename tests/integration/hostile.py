@@ -212,10 +212,10 @@ def tag_targets(backend, prefix):
 # rest of a head it cannot parse).
 MALFORMED = [
     (b"GET\r\n\r\n", "403", False),
-    (b"GET /app/echo?t=09\r\n\r\n", "200", True),            # HTTP/0.9 form
-    (b"GET /app/echo?t=extra HTTP/1.1 extra\r\nHost: x\r\n\r\n", "200",
-     True),
-    (b"GET /app/echo?t=v99 HTTP/9.9\r\nHost: x\r\n\r\n", "200", True),
+    (b"GET /app/echo?t=09\r\n\r\n", "400", False),           # HTTP/0.9 form
+    (b"GET /app/echo?t=extra HTTP/1.1 extra\r\nHost: x\r\n\r\n", "400",
+     False),
+    (b"GET /app/echo?t=v99 HTTP/9.9\r\nHost: x\r\n\r\n", "505", False),
     (b"G\x00ET /app/echo?t=nul HTTP/1.1\r\nHost: x\r\n\r\n", "403", False),
     (b"GET  /app/echo?t=sp  HTTP/1.1\r\nHost: x\r\n\r\n", "200", True),
     (b"\r\n\r\n", "close", False),
@@ -266,14 +266,83 @@ def t_malformed(env, ev):
     eq(got, want_seen, "requests the backend saw")
 
 
+# What lws's h1 parser lets through on the request line (RFC 9112 3: nothing
+# after HTTP-version; 2.2: no bare CR).  lws takes all that follows the
+# target's space as the version token, and decodes %0a / %0d in the target
+# before it looks for the end of the line, so the line ends inside the
+# target and its rest becomes a header (lib/roles/http/parsers.c:1052-1081
+# in 4.1.6, :1111-1141 in 4.3.5).  The plugin sees that in the version
+# token (wrong, or none at all) and answers 400 (505 for a well-formed
+# version other than 1.x) without forwarding anything.  The last three are
+# lws's alone: it drops the damage before the plugin sees anything
+# (README, Limits).  (request line and more, answer, what the backend got:
+# None for nothing, else {header: value or None for absent})
+LINE_DAMAGE = [
+    (b"GET /app/echo?t=d1 HTTP/1.1 junk", "400", None),
+    (b"GET /app/echo?t=d2 b HTTP/1.1", "400", None),   # SP in the target
+    (b"GET /app/echo?t=d3 http/1.1", "400", None),
+    (b"GET /app/echo?t=d4 HTTP/1.10", "400", None),
+    (b"GET /app/echo?t=d5 HTTP/2.0", "505", None),
+    (b"GET /app/echo?t=d6\tHTTP/1.1", "400", None),    # HTAB is no SP
+    (b"GET /app/echo?t=d7\rX HTTP/1.1", "400", None),  # bare CR in the line
+    # an encoded LF ends the line: "x-request-id: %20inj?t=d8 HTTP/1.1"
+    # would be forwarded (it is on the built-in list; lws 4.3 lists all)
+    (b"GET /app/echo%0aX-Request-Id:%20inj?t=d8 HTTP/1.1", "400", None),
+    (b"GET /app/echo%0aX-Injected:%20c?t=d9 HTTP/1.1", "400", None),
+    (b"GET /app/echo%0aCookie:%20inj?t=d10 HTTP/1.1", "400", None),
+    (b"GET /app/echo?t=d11%0d%0aX-Request-Id:%20inj HTTP/1.1", "400", None),
+    (b"GET /app/echo?t=d12%0aHost:%20evil HTTP/1.1", "400", None),
+    # a NUL after a query's '=': lws 4.1.6 closes the connection, 4.3.5
+    # keeps it and the plugin answers 400
+    (b"GET /app/echo?t=d13&a=b%00c HTTP/1.1", ("close", "400"), None),
+    # lws's: a bare CR after the version drops the rest of the line
+    (b"GET /app/echo?t=d14 HTTP/1.1\rX-Request-Id: inj", "200",
+     {"x-request-id": None}),
+    # in a known field's value: ends it, drops the rest of the line
+    (b"GET /app/echo?t=d15 HTTP/1.1\r\nUser-Agent: a\rX-Request-Id: inj",
+     "200", {"user-agent": "a", "x-request-id": None}),
+    # in a custom field's value: dropped, the bytes either side joined
+    (b"GET /app/echo?t=d16 HTTP/1.1\r\nX-Request-Id: a\rb", "200",
+     {"x-request-id": "ab"}),
+]
+
+
+@case("request-line-damage")
+def t_line_damage(env, ev):
+    main = env.backends["main"]
+    bad = []
+    for req, want, got in LINE_DAMAGE:
+        n = len(main.requests())
+        a = raw_h1(env, req + b"\r\nHost: x\r\n\r\n", shut=True)
+        reqs = main.requests()[n:]
+        print("%-60r -> %s, backend got %r" % (req, a.short(), [
+            (q["target"], q["headers"]) for q in reqs]))
+        if a.short() not in ((want,) if isinstance(want, str) else want):
+            bad.append("%r: got %s, want %s" % (req, a.short(), want))
+        if got is None:
+            if reqs:
+                bad.append("%r reached the backend: %r" % (req, reqs))
+            continue
+        if len(reqs) != 1:
+            bad.append("%r: the backend saw %d requests" % (req, len(reqs)))
+            continue
+        for name, v in got.items():
+            vs = [hv for hn, hv in reqs[0]["headers"] if hn.lower() == name]
+            if vs != ([] if v is None else [v]):
+                bad.append("%r: backend's %s: %r, want %r" % (
+                    req, name, vs, v))
+    check(not bad, "request-line damage:\n  %s", "\n  ".join(bad))
+
+
 # header values with CR, LF or NUL (h1): the answer, and what the
 # backend got in their place
 CTL_HEADERS = [
     (b"X-Custom-Fwd: a\rInjected: 1", "200"),
-    (b"X-Custom-Fwd: a\x00Injected: 1", "200"),
+    # lws keeps the NUL: the plugin sees it (RFC 9110 5.5: reject)
+    (b"X-Custom-Fwd: a\x00Injected: 1", "400"),
     (b"X-Custom-Fwd: a\nInjected: 1", "200"),
     (b"User-Agent: a\rInjected: 1", "200"),
-    (b"User-Agent: a\x00b", "200"),
+    (b"User-Agent: a\x00b", "400"),
     (b"Cookie: a=1\r\x00\nX-Custom-Fwd: b", "200"),
 ]
 
@@ -314,17 +383,16 @@ def t_header_ctl(env, ev):
                               [("user-agent", v)]))
     res = c.wait_all(sids, timeout=15)
     c.close()
-    # lws drops such a field before the plugin sees it: the request goes
-    # through without it
+    # lws 4.1.6 hands such a value to the plugin as it came (its hpack
+    # decoder does not check it); the plugin refuses the request (RFC 9113
+    # 8.2.1: malformed, never forwarded)
     ans = [h2_status(st) for st in res]
     print("h2 user-agent with CR/LF/NUL -> %r" % ans)
-    eq(ans, [200] * 4, "h2 answers")
+    eq(ans, [400] * 4, "h2 answers")
     for i in range(4):
         reqs = [q for q in main.requests()
                 if q["target"] == "/echo?t=h2ctl%d" % i]
-        eq(len(reqs), 1, "backend requests for h2 stream %d" % i)
-        print("  backend got user-agent %r" % [
-            v for n, v in reqs[0]["headers"] if n.lower() == "user-agent"])
+        eq(len(reqs), 0, "backend requests for h2 stream %d" % i)
     for q in main.requests():
         _no_ctl(q["headers"], q["target"])
 

@@ -139,6 +139,18 @@ newconf <<'EOT'
 EOT
 expect_fail "missing TLS cert file" "host-ssl-cert '/nonexistent/c.pem'"
 
+# lws picks a mount by its list order as well as its length; one
+# mountpoint twice has no order that means anything
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "file:///tmp" },
+	     { "mountpoint": "/", "origin": "file:///tmp" },
+	     { "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "backend": "http://+/run/app.sock:/" }] }] }] }
+EOT
+expect_fail "mountpoint given twice" "$tmp/c/conf.d/t: vhosts[0].mounts:" \
+	"mountpoint '/s' is given twice"
+
 # --- backends --------------------------------------------------------
 newconf <<'EOT'
 { "vhosts": [{ "name": "v", "port": "7000",

@@ -395,13 +395,26 @@ def ex_tls_h2(run):
     run.get(tls + "/error.css", 200, "2", "--http2")
 
 
+def css_ok(run, url, what):
+    """/error.css as a browser gets it (after lws's 301 to /error.css/):
+    the file's bytes, as text/css."""
+    with open(os.path.join(DEMO_WWW, "error.css"), "rb") as f:
+        want = f.read()
+    # (lws 4.1.6 says HTTP/1.0 in its 301)
+    r = run.get(url, 200, None, "-L")
+    check(r.body == want and
+          (r.h("content-type") or "").startswith("text/css"),
+          "%s: not error.css as text/css: %r %r", what, r.headers,
+          r.body[:100])
+
+
 def ex_lwsws(run):
     run.start_app()
     run.start_daemon()
     h1 = "http://127.0.0.1:%d" % run.port(7681)
-    r = run.get(h1 + "/app/", 200, "1.1",
+    r = run.get(h1 + "/", 200, "1.1",
                 "-H", "X-Forwarded-For: 203.0.113.7")
-    hello(r, "lwsws /app/ (pmo backend)")
+    hello(r, "lwsws / (the app owns /, pmo backend)")
     # trusted-proxies 127.0.0.1: the client's XFF is kept and appended to
     check("203.0.113.7, 127.0.0.1" in r.text(),
           "lwsws: trusted-proxies not applied to X-Forwarded-For: %r",
@@ -411,8 +424,14 @@ def ex_lwsws(run):
     r = run.get(h1 + "/api/", 200)
     check("<code>/api/</code>" in r.text(),
           "lwsws /api/: the app did not see /api/: %r", r.body[:400])
+    # the file mounts under the app's "/" are lws's, not the app's
+    css_ok(run, h1 + "/error.css", "lwsws /error.css, app up")
+    check("<h1" in run.get(h1 + "/static/index.html").text(),
+          "lwsws /static/index.html")
     run.stop_app()
-    error_page(run.get(h1 + "/api/time", 503), "lwsws 503")
+    error_page(run.get(h1 + "/", 503), "lwsws 503 on /")
+    error_page(run.get(h1 + "/api/time", 503), "lwsws 503 on /api")
+    css_ok(run, h1 + "/error.css", "lwsws /error.css, app down")
 
 
 EXAMPLES = {"demo": ex_demo, "tls-h2": ex_tls_h2, "lwsws": ex_lwsws,
