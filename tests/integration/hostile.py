@@ -313,7 +313,7 @@ def t_line_damage(env, ev):
     bad = []
     for req, want, got in LINE_DAMAGE:
         n = len(main.requests())
-        a = raw_h1(env, req + b"\r\nHost: x\r\n\r\n", shut=True)
+        a = raw_h1(env, req + b"\r\nHost: x\r\n\r\n", timeout=5)
         reqs = main.requests()[n:]
         print("%-60r -> %s, backend got %r" % (req, a.short(), [
             (q["target"], q["headers"]) for q in reqs]))
