@@ -77,9 +77,15 @@ summary(struct slot *s, int64_t now)
 int
 udsp_log_flush(int all)
 {
-	int64_t now = now_ms(), next = -1, end;
+	int64_t now, next = -1, end;
 	int n;
 
+	/* called after every service round: usually nothing is held */
+	for (n = 0; n < SLOTS && !slots[n].held; n++)
+		;
+	if (n == SLOTS)
+		return -1;
+	now = now_ms();
 	for (n = 0; n < SLOTS; n++) {
 		if (!slots[n].held)
 			continue;
