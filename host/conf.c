@@ -390,6 +390,7 @@ enum {
 	G_UID, G_GID, G_USERNAME, G_GROUPNAME, G_COUNT_THREADS, G_INIT_SSL,
 	G_SERVER_STRING, G_PLUGIN_DIR, G_PINGPONG, G_TIMEOUT, G_REJECT,
 	G_ALPN, G_IGNORED, G_RLIMIT_NOFILE, G_MAX_HDR, G_DRAIN, G_PROCESSES,
+	G_MAX_CONNS,
 };
 
 static const struct udsp_hc_kdef keys_global[] = {
@@ -412,6 +413,7 @@ static const struct udsp_hc_kdef keys_global[] = {
 	/* ours (lwsws has no equivalent): see docs/operations.md */
 	{ "reload-drain-secs",		KT_INT,  G_DRAIN, 0 },
 	{ "count-processes",		KT_INT,  G_PROCESSES, 0 },
+	{ "max-connections",		KT_INT,  G_MAX_CONNS, 0 },
 };
 
 static void
@@ -520,6 +522,11 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 	case G_PROCESSES:
 		if (udsp_hc_int_in(pc, v->i, 1, UDSP_HC_MAX_PROCESSES))
 			hc->count_processes = (int)v->i;
+		break;
+	case G_MAX_CONNS:
+		/* 0: derived from the descriptor limit at start (limits.c) */
+		if (udsp_hc_int_in(pc, v->i, 0, UDSP_HC_MAX_CONNECTIONS))
+			hc->max_connections = (int)v->i;
 		break;
 	}
 }

@@ -17,6 +17,7 @@
 #define UDSP_HC_DEF_HEADER_DATA		16384
 #define UDSP_HC_DEF_H2_STREAMS		128
 #define UDSP_HC_MAX_PROCESSES		64
+#define UDSP_HC_MAX_CONNECTIONS		(1 << 20)
 #define UDSP_PROXY_PROTOCOL		"lws-uds-proxy"
 
 struct udsp_hc_chunk;
@@ -62,6 +63,7 @@ struct udsp_hconf {
 	unsigned short		max_http_header_data;
 	int			reload_drain_secs; /* 0: no limit */
 	int			count_processes; /* workers; 1: none */
+	int			max_connections; /* per process; 0: auto */
 	const struct lws_protocol_vhost_options *reject_service_keywords;
 	const char		*plugin_dirs[UDSP_HC_MAX_PLUGIN_DIRS + 1];
 	int			count_plugin_dirs;

@@ -33,8 +33,18 @@ struct udsp_opts {
 #define UDSP_ST_DEPRECATED	'D'	/* listeners closed, draining */
 #define UDSP_GO			'G'
 
-/* lwsl_err lines emitted by this process so far (main.c's log emitter) */
+/* log.c: lws's log emitter */
+/* lwsl_err lines emitted by this process so far */
 extern int udsp_log_errors;
+/* called instead of logging lws's "accept: errno N" (limits.c) */
+extern void (*udsp_log_accept_failed)(int err);
+/* the -d level; force_err: errors whatever it says (-t counts them) */
+void
+udsp_log_init(int level, int force_err);
+/* print what repeated lines held back once their window ended (all: now);
+ * returns ms until the next window ends, or -1 */
+int
+udsp_log_flush(int all);
 
 /* the write ends of the idle pipes put over closed listeners (serve.c) */
 struct udsp_quiet {
@@ -69,6 +79,17 @@ udsp_serve_close_listeners(struct udsp_quiet *q);
  * fn returned 0, or -1 if they cannot be listed */
 int
 udsp_listeners_each(const char *who, int (*fn)(int fd, void *arg), void *arg);
+
+/* limits.c */
+void
+udsp_nofile_raise(void);
+int
+udsp_gate_start(struct lws_context *cx, int max_connections);
+void
+udsp_gate_stop(void);
+int
+udsp_gate_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		   void *user, void *in, size_t len);
 
 /* workers.c */
 int

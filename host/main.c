@@ -23,8 +23,6 @@
 /* lwsws's default log set: errors, warnings, notices */
 #define DEFAULT_LOGS	(LLL_ERR | LLL_WARN | LLL_NOTICE)
 
-int udsp_log_errors;
-
 static void
 usage(FILE *f, const char *argv0)
 {
@@ -46,15 +44,6 @@ usage(FILE *f, const char *argv0)
 		"Default plugin dir: %s\n",
 		argv0, UDSP_DEFAULT_CONFDIR, DEFAULT_LOGS,
 		UDSP_DEFAULT_PLUGIN_DIR);
-}
-
-/* lws's stderr emitter, counting errors for the start-up checks */
-static void
-emit(int level, const char *line)
-{
-	if (level & LLL_ERR)
-		udsp_log_errors++;
-	lwsl_emit_stderr(level, line);
 }
 
 int
@@ -112,7 +101,7 @@ main(int argc, char **argv)
 	}
 
 	/* -t counts lws's error lines: they must be emitted */
-	lws_set_log_level(check ? o.logs | LLL_ERR : o.logs, emit);
+	udsp_log_init(o.logs, check);
 	lwsl_notice("lws-uds-proxyd: config dir %s\n", o.confdir);
 
 	if (check)

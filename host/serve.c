@@ -39,6 +39,7 @@ struct srv {
 	int			ndirs;
 	int			st_fd;	/* status pipe to the master, or -1 */
 	lws_sorted_usec_list_t	sul_drain;
+	lws_sorted_usec_list_t	sul_log;	/* log.c's held lines */
 	lws_usec_t		drain_deadline;	/* 0: none */
 	struct udsp_quiet	quiet;	/* see udsp_serve_close_listeners() */
 	SSL_CTX			*client_ctx;	/* owned, shared by vhosts */
@@ -51,10 +52,12 @@ static volatile sig_atomic_t interrupted, deprecate_req;
 
 /*
  * protocols[0] of every vhost: plain HTTP (mounts, files, redirects) for
- * connections that no plugin protocol claims, as with lwsws.
+ * connections that no plugin protocol claims, as with lwsws.  lws also
+ * tells it of every accepted connection: the accept gate (limits.c)
+ * counts them there.
  */
 static const struct lws_protocols proto_http = {
-	"http-only", lws_callback_http_dummy, 0, 0, 0, NULL, 0
+	"http-only", udsp_gate_callback, 0, 0, 0, NULL, 0
 };
 
 static void
@@ -597,6 +600,7 @@ deprecate(struct srv *s)
 	int n;
 
 	s->deprecated = 1;
+	udsp_gate_stop();
 	n = udsp_serve_close_listeners(&s->quiet);
 	udsp_serve_tell(s->st_fd, UDSP_ST_DEPRECATED);
 	lwsl_notice("reload: %d listener(s) closed, finishing %d open "
@@ -605,6 +609,23 @@ deprecate(struct srv *s)
 		s->drain_deadline = lws_now_usecs() +
 			(lws_usec_t)s->hc.reload_drain_secs * LWS_US_PER_SEC;
 	lws_sul_schedule(context, 0, &s->sul_drain, drain_check, 1);
+}
+
+/* a repeated log line's window ended: say what it held back */
+static void
+log_due(lws_sorted_usec_list_t *sul)
+{
+	udsp_log_flush(0);
+}
+
+static void
+log_timer(struct srv *s)
+{
+	int ms = udsp_log_flush(0);
+
+	if (ms >= 0 && lws_dll2_is_detached(&s->sul_log.list))
+		lws_sul_schedule(context, 0, &s->sul_log, log_due,
+				 (lws_usec_t)(ms + 1) * LWS_US_PER_MS);
 }
 
 static int
@@ -688,6 +709,9 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	opts = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 	       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 
+	/* before lws sizes its tables by it (and applies rlimit-nofile) */
+	udsp_nofile_raise();
+
 	memset(&info, 0, sizeof(info));
 	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.uid = s.hc.uid ? s.hc.uid : -1;
@@ -743,12 +767,18 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 			    s.hc.count_vhosts == 1 ? "" : "s");
 	}
 
+	if (udsp_gate_start(context, s.hc.max_connections))
+		lwsl_warn("accept gate not running: accepting is not paused "
+			  "before descriptors run out\n");
+
 	n = 0;
 	while (n >= 0 && !interrupted) {
 		if (deprecate_req && !s.deprecated)
 			deprecate(&s);
 		n = lws_service(context, 0);
+		log_timer(&s);
 	}
+	udsp_gate_stop();
 
 	if (!s.deprecated)
 		lwsl_notice("lws-uds-proxyd: %s, exiting\n",
@@ -758,6 +788,8 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 
 bail_ctx:
 	lws_sul_cancel(&s.sul_drain);
+	lws_sul_cancel(&s.sul_log);
+	udsp_log_flush(1);
 	lws_context_destroy(context);
 	context = NULL;
 	while (s.quiet.n)

@@ -81,6 +81,36 @@ health(struct udsp_backend *be, int ok, const char *why)
 	}
 }
 
+/*
+ * Out of file descriptors (or socket memory) is this process's trouble,
+ * not the backend's: it does not mark the backend down, and it is logged
+ * when it starts and when a connect works again, not per request (lwsws
+ * has no rate limit on its log).  Descriptors are per process, so this
+ * is too.
+ */
+static int fds_short;
+static unsigned long fds_short_503s;
+static lws_usec_t fds_short_last;	/* the latest such failure */
+
+static int
+short_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
+}
+
+static void
+fds_ok(void)
+{
+	/* a connect that slips in between failures does not end it */
+	if (!fds_short || lws_now_usecs() - fds_short_last < LWS_US_PER_SEC)
+		return;
+	lwsl_notice("%s: backend connections possible again (%lu request%s "
+		    "answered 503 meanwhile)\n", UDSP_PROTOCOL_NAME,
+		    fds_short_503s, fds_short_503s == 1 ? "" : "s");
+	fds_short = 0;
+}
+
 static int
 plain_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 {
@@ -280,6 +310,7 @@ udsp_bconn_get(struct udsp_relay *r)
 	struct udsp_bconn *bc;
 	struct lws *w;
 	char why[64];
+	int err;
 
 	while (!r->retried && be->idle.head) {
 		bc = lws_container_of(be->idle.head, struct udsp_bconn, list);
@@ -334,18 +365,32 @@ udsp_bconn_get(struct udsp_relay *r)
 	if (!w) {
 		/*
 		 * Synchronous failure (ENOENT, ECONNREFUSED on a unix
-		 * socket): lws suppressed CLIENT_CONNECTION_ERROR and left
-		 * *pwsi dangling (NOTES §2), so nothing else will free bc.
+		 * socket, EMFILE from socket()): lws suppressed
+		 * CLIENT_CONNECTION_ERROR and left *pwsi dangling (NOTES §2),
+		 * so nothing else will free bc.
 		 */
+		err = errno;
 		lws_snprintf(why, sizeof(why), "%s",
-			     errno ? strerror(errno) : "connect failed");
+			     err ? strerror(err) : "connect failed");
 		bc->wsi = NULL;
 		unbind_relay(bc);
 		bconn_free(bc);
-		health(be, 0, why);
+		if (short_of_fds(err)) {
+			if (!fds_short) {
+				lwsl_warn("%s: cannot connect to backends: %s; "
+					  "answering 503 until descriptors "
+					  "free up\n", UDSP_PROTOCOL_NAME, why);
+				fds_short = 1;
+				fds_short_503s = 0;
+			}
+			fds_short_503s++;
+			fds_short_last = lws_now_usecs();
+		} else
+			health(be, 0, why);
 		udsp_relay_fail(r, UDSP_E_CONNECT, why);
 		return -1;
 	}
+	fds_ok();
 
 	return 0;
 }

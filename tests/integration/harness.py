@@ -214,14 +214,21 @@ def proc_fds(pid):
 class Proc:
     """A child process with its output in a log file."""
 
-    def __init__(self, name, argv, log, env=None):
+    def __init__(self, name, argv, log, env=None, nofile=None):
         self.name = name
         self.argv = argv
         self.log = log
         self.logf = open(log, "ab")
+        pre = None
+        if nofile:
+            # soft and hard: the daemon raises its soft limit to the hard
+            import resource
+
+            def pre():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                   stdout=self.logf, stderr=subprocess.STDOUT,
-                                  env=env)
+                                  env=env, preexec_fn=pre)
         self.pid = self.p.pid
 
     def exited(self):
@@ -469,7 +476,9 @@ class Env:
             ]
         return m
 
-    def start_daemon(self, mounts=None, pvo=None, vhost_extra=None):
+    def start_daemon(self, mounts=None, pvo=None, vhost_extra=None,
+                     global_extra=None, nofile=None):
+        """nofile: the daemon's RLIMIT_NOFILE (soft and hard)."""
         check(self.daemon_bin or self.lwsws,
               "no lws-uds-proxyd under %s", self.build_dir)
         check(os.path.exists(os.path.join(
@@ -488,6 +497,7 @@ class Env:
         glob = {"global": {"plugin-dir": self.plugin_dir,
                            "server-string": "udsp-it",
                            "init-ssl": "yes"}}
+        glob["global"].update(global_extra or {})
         common = {"mounts": mounts,
                   "ws-protocols": [{"lws-uds-proxy": p}]}
         common.update(vhost_extra or {})
@@ -516,7 +526,7 @@ class Env:
             pre = os.environ.get("UDSP_IT_DAEMON_PREFIX", "").split()
             self.daemon = Proc("daemon", pre + [
                 self.daemon_bin, "-c", confdir, "-d", str(self.debug)] +
-                (["-s"] if pre else []), self.daemon_log)
+                (["-s"] if pre else []), self.daemon_log, nofile=nofile)
         wait_until(lambda: can_connect_tcp(self.http_port) and
                    can_connect_tcp(self.https_port),
                    "daemon ports %d/%d" % (self.http_port, self.https_port),

@@ -120,6 +120,20 @@ expect_fail "count-processes 0" "$tmp/c/conf.d/t: global.count-processes:" \
 	"out of range"
 
 newconf <<'EOT'
+{ "global": { "max-connections": -1 },
+  "vhosts": [{ "name": "v", "port": "7000" }] }
+EOT
+expect_fail "max-connections negative" "$tmp/c/conf.d/t: global.max-connections:" \
+	"out of range"
+
+newconf <<'EOT'
+{ "global": { "max-connections": "lots" },
+  "vhosts": [{ "name": "v", "port": "7000" }] }
+EOT
+expect_fail "max-connections not an integer" \
+	"$tmp/c/conf.d/t: global.max-connections:" "expected an integer, got 'lots'"
+
+newconf <<'EOT'
 { "global": { "count-processes": "abc" },
   "vhosts": [{ "name": "v", "port": "7000" }] }
 EOT
