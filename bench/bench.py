@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 #
 # The benchmark driver behind scripts/bench: starts one nginx backend, our
-# daemon, nginx as the peer proxy and lws's own file serving (the floor),
-# measures them interleaved with wrk and h2load, profiles ours, and writes
-# the table to bench/results/.  Asserts nothing: it only reports.
+# daemon, nginx and HAProxy as the peer proxies and lws's own file serving
+# (the floor), measures them interleaved with wrk and h2load, profiles ours,
+# and writes the table to bench/results/.  Asserts nothing: it only reports.
 import argparse
 import datetime
 import os
@@ -242,6 +242,10 @@ def parse_h2load(text):
 		r["errors"] += int(m.group(1)) + int(m.group(2))
 	if not m or r["rps"] != r["rps"]:
 		r["errors"] += 1 if "finished in" not in text else 0
+	# every h2 test is over TLS: a server that did not pick h2 by ALPN
+	# would not be measuring h2 at all
+	if not re.search(r"^Application protocol: h2$", text, re.M):
+		r["errors"] += 1
 	return r
 
 
@@ -268,9 +272,12 @@ def tests(dur):
 	]
 
 
-TARGETS = ["ours", "nginx", "backend", "floor"]
+TARGETS = ["ours", "nginx", "haproxy", "backend", "floor"]
+# the other proxies in front of the same backend socket
+PEERS = ["nginx", "haproxy"]
 LABEL = {"ours": "lws-uds-proxyd", "nginx": "nginx proxy",
-	 "backend": "backend direct", "floor": "lws floor (file:// mount)"}
+	 "haproxy": "HAProxy", "backend": "backend direct",
+	 "floor": "lws floor (file:// mount)"}
 
 
 def base_url(t, kind, ports):
@@ -317,6 +324,7 @@ CATS = [
 	("json-c", re.compile(r"libjson-c")),
 	("kernel", re.compile(r"kernel|\[k\]|vmlinux")),
 	("nginx", re.compile(r"^nginx$|/nginx$|nginx-1\.")),
+	("haproxy", re.compile(r"^haproxy$|/haproxy$")),
 ]
 
 
@@ -568,10 +576,10 @@ def main():
 			help="keep the run dir (configs, logs, perf and "
 			"callgrind data) under /tmp")
 	ap.add_argument("--processes", type=int, default=1, metavar="N",
-			help="worker processes of both proxies: our "
-			"count-processes and nginx's worker_processes (the "
-			"backend and the floor keep one); CPU and RSS are "
-			"summed over the workers")
+			help="workers of every proxy: our count-processes, "
+			"nginx's worker_processes and HAProxy's nbthread (it "
+			"has no worker processes); the backend and the floor "
+			"keep one; CPU and RSS are summed over the workers")
 	a = ap.parse_args()
 	if not 1 <= a.processes <= 64:
 		ap.error("--processes: 1 to 64")
@@ -597,6 +605,12 @@ def main():
 	for d in ("backend-tmp", "proxy-tmp"):
 		os.makedirs(os.path.join(rundir, d))
 	sock = os.path.join(rundir, "backend.sock")
+	# HAProxy takes the certificate and its key from one file
+	pem = os.path.join(rundir, "haproxy.pem")
+	with open(os.open(pem, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+		for src in (cert, key):
+			with open(src) as g:
+				f.write(g.read())
 
 	ports = {}
 	for t in TARGETS:
@@ -604,7 +618,7 @@ def main():
 			ports["%s_%s" % (t, k)] = free_port()
 	subst = {
 		"@RUN@": rundir, "@WWW@": www, "@SOCK@": sock, "@CERT@": cert,
-		"@KEY@": key, "@PLUGINS@": plugins,
+		"@KEY@": key, "@PEM@": pem, "@PLUGINS@": plugins,
 		# nginx's workers drop to 'nobody' when started as root, and
 		# could not reach the root-owned socket and run dir then
 		"@USER@": "user root;" if os.getuid() == 0 else "",
@@ -637,9 +651,15 @@ def main():
 		render(os.path.join(src, "conf.in"), os.path.join(cd, "conf"))
 		render(os.path.join(src, "conf.d", "bench.in"),
 		       os.path.join(cd, "conf.d", "bench"))
+	# haproxy-1: the one thread callgrind follows
+	for cfg, n in (("haproxy.cfg", a.processes), ("haproxy-1.cfg", 1)):
+		subst["@PROCESSES@"] = str(n)
+		render(os.path.join(BENCH, "haproxy.cfg.in"),
+		       os.path.join(rundir, cfg))
 	subst["@PROCESSES@"] = str(a.processes)
 
 	nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+	haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
 	cmd = {
 		"backend": [nginx, "-p", rundir, "-e",
 			    os.path.join(rundir, "backend-error.log"),
@@ -647,6 +667,9 @@ def main():
 		"nginx": [nginx, "-p", rundir, "-e",
 			  os.path.join(rundir, "nginx-proxy-error.log"),
 			  "-c", os.path.join(rundir, "nginx-proxy.conf")],
+		# -db: foreground, no master: the pid serves, with its threads
+		"haproxy": [haproxy, "-db", "-f",
+			    os.path.join(rundir, "haproxy.cfg")],
 		"ours": [daemon, "-s", "-n", "-d", "3", "-c",
 			 os.path.join(rundir, "lwsws-proxy")],
 		"floor": [daemon, "-s", "-n", "-d", "3", "-c",
@@ -656,13 +679,15 @@ def main():
 	cg_cmd = dict(cmd)
 	cg_cmd["ours"] = [daemon, "-s", "-n", "-d", "3", "-c",
 			  os.path.join(rundir, "lwsws-proxy-1")]
+	cg_cmd["haproxy"] = [haproxy, "-db", "-f",
+			     os.path.join(rundir, "haproxy-1.cfg")]
 
 	load_start = wait_calm(a.load_limit, 0 if a.no_wait else a.max_wait)
 	t_start = time.time()
 	procs = Procs()
 	pid = {}	# target -> its serving processes (workers)
 	try:
-		for t in ("backend", "nginx", "ours", "floor"):
+		for t in ("backend", "nginx", "haproxy", "ours", "floor"):
 			p = procs.start(t, cmd[t], os.path.join(rundir, t + ".log"))
 			wait_up(p, LABEL[t], ports=(ports[t + "_h1"],
 						    ports[t + "_h2"]),
@@ -680,7 +705,7 @@ def main():
 		check_bodies(ports)
 
 		# warm-up: pools filled, lazy allocations made, caches hot
-		for t in ("ours", "nginx", "backend", "floor"):
+		for t in TARGETS:
 			run(["wrk", "-t1", "-c64", "-d1s",
 			     base_url(t, "h1", ports) + "/small.txt"],
 			    capture_output=True)
@@ -696,9 +721,10 @@ def main():
 			say("bench: round %d of %d (load %.2f)"
 			    % (rnd + 1, a.rounds, loadavg()))
 			rb, ro, rw = sys_busy_ticks(), own_ticks(srv), time.time()
-			order = ["ours", "nginx"] if rnd % 2 == 0 else \
-				["nginx", "ours"]
-			order += ["backend", "floor"]
+			# the proxies take turns going first
+			prox = ["ours"] + PEERS
+			i = rnd % len(prox)
+			order = prox[i:] + prox[:i] + ["backend", "floor"]
 			for key_, title, kind, path, mk, parse in tl:
 				for t in order:
 					if t == "floor" and key_ not in FLOOR_TESTS:
@@ -741,12 +767,12 @@ def main():
 					      "-d%ds" % a.duration,
 					      base_url(t, "h1", ports) +
 					      "/small.txt"]
-			for t in ("ours", "nginx"):
+			for t in ["ours"] + PEERS:
 				prof["perf-" + t] = perf_profile(
 					pid[t], a.duration,
 					os.path.join(rundir, "perf-%s.data" % t),
 					small_h1(t))
-			for t in ("ours", "nginx", "floor", "backend"):
+			for t in ["ours"] + PEERS + ["floor", "backend"]:
 				prof["sys-" + t] = syscall_profile(
 					pid[t], a.duration, small_h1(t))
 		load_end = loadavg()
@@ -755,7 +781,7 @@ def main():
 		if not a.no_profile:
 			# callgrind: our daemon alone (same config, same ports)
 			# and the floor, each for a fixed number of requests
-			for t in ("ours", "floor", "nginx"):
+			for t in ["ours", "floor"] + PEERS:
 				p = [q for n, q in procs.list if n == t][0]
 				procs.stop(p)
 				# nginx in one process, so callgrind sees the
@@ -805,6 +831,8 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 		("lws", "Debian libwebsockets17 " +
 		 out(["dpkg-query", "-W", "-f=${Version}", "libwebsockets17"])),
 		("nginx", out(["dpkg-query", "-W", "-f=${Version}", "nginx"])),
+		("HAProxy", out(["dpkg-query", "-W", "-f=${Version}",
+				 "haproxy"])),
 		("tools", "wrk " + out(["dpkg-query", "-W", "-f=${Version}",
 					"wrk"]) + ", h2load (nghttp2-client " +
 		 out(["dpkg-query", "-W", "-f=${Version}", "nghttp2-client"])
@@ -820,70 +848,79 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 		 "CPU time in /proc/stat less that of the benchmark's servers "
 		 "and clients)" % max(0.0, foreign)),
 		("processes", "ours `count-processes` %d, nginx proxy "
-		 "`worker_processes` %d; the backend and the floor one each"
-		 % (a.processes, a.processes)),
+		 "`worker_processes` %d, HAProxy `nbthread` %d (one "
+		 "process); the backend and the floor one each"
+		 % (a.processes, a.processes, a.processes)),
 	):
 		L.append("| %s | %s |" % (k, v))
 	L.append("")
 	if a.processes == 1:
-		L.append("Every process serves with one worker / one process, "
-			 "all on 127.0.0.1; the two proxies reach the same nginx "
-			 "backend over the same unix socket. Clients and servers "
-			 "share the %d cores." % os.cpu_count())
+		L.append("Every process serves with one worker / one process "
+			 "(HAProxy: one thread), all on 127.0.0.1; the three "
+			 "proxies reach the same nginx backend over the same unix "
+			 "socket. Clients and servers share the %d cores."
+			 % os.cpu_count())
 	else:
-		L.append("Each proxy serves with %d worker processes (ours: a "
-			 "manager that serves nothing and its workers; nginx: "
-			 "master and workers); the backend and the floor with one. "
-			 "All on 127.0.0.1; the two proxies reach the same nginx "
+		L.append("Each proxy serves with %d workers (ours: a manager "
+			 "that serves nothing and its worker processes; nginx: "
+			 "master and worker processes; HAProxy: one process with "
+			 "%d threads); the backend and the floor with one. "
+			 "All on 127.0.0.1; the three proxies reach the same nginx "
 			 "backend over the same unix socket. The load generators "
 			 "are unchanged (wrk -t1). Clients and servers share the "
-			 "%d cores." % (a.processes, os.cpu_count()))
+			 "%d cores." % (a.processes, a.processes, os.cpu_count()))
 	L.append("")
 
 	def m(test, t, k):
 		return median([r[k] for r in res.get((test, t), [])])
 
-	L.append("| test | ours | nginx | ours / nginx | backend direct | "
-		 "ours / backend | nginx / backend | lws floor | ours / floor |")
-	L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-		 "---: |")
+	L.append("| test | ours | nginx | HAProxy | best peer | "
+		 "ours / best peer | backend direct | ours / backend | "
+		 "lws floor | ours / floor |")
+	L.append("| --- |" + " ---: |" * 3 + " --- |" + " ---: |" * 5)
 
-	def row(title, k, test, nd=0):
-		o, n, b, f = (m(test, t, k) for t in TARGETS)
-		L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-			title, fmt(o, nd), fmt(n, nd), ratio(o, n), fmt(b, nd),
-			ratio(o, b), ratio(n, b), fmt(f, nd), ratio(o, f)))
+	def row(title, v, nd=0, more_is_better=True, backend_ratio=True):
+		"""v: target -> figure.  The best peer is the one of PEERS with
+		the better figure (more req/s; less latency, CPU, memory)."""
+		have = [t for t in PEERS if v[t] == v[t]]
+		best = (max if more_is_better else min)(
+			have, key=lambda t: v[t]) if have else None
+		bv = v[best] if best else float("nan")
+		L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+			title, fmt(v["ours"], nd), fmt(v["nginx"], nd),
+			fmt(v["haproxy"], nd), LABEL[best] if best else "—",
+			ratio(v["ours"], bv), fmt(v["backend"], nd),
+			ratio(v["ours"], v["backend"]) if backend_ratio else "",
+			fmt(v["floor"], nd), ratio(v["ours"], v["floor"])))
 
 	for key_, title, kind, path, mk, parse in tl:
 		unit = "MB/s" if key_ == "h1-1m" else "req/s"
-		row("%s, %s" % (title, unit), "mbps" if key_ == "h1-1m"
-		    else "rps", key_)
+		k = "mbps" if key_ == "h1-1m" else "rps"
+		row("%s, %s" % (title, unit),
+		    {t: m(key_, t, k) for t in TARGETS})
 		if kind == "h1" and key_ != "h1-1m":
-			row("&nbsp;&nbsp;p50 latency, ms", "p50", key_, 2)
-			row("&nbsp;&nbsp;p99 latency, ms", "p99", key_, 2)
-	c = {t: median(cpu.get(("h1-small", t), [])) for t in TARGETS}
-	L.append("| h1 small: server CPU per request, µs | %s | %s | %s | %s "
-		 "| %s | %s | %s | %s |" % (
-			 fmt(c["ours"], 1), fmt(c["nginx"], 1),
-			 ratio(c["ours"], c["nginx"]), fmt(c["backend"], 1),
-			 ratio(c["ours"], c["backend"]),
-			 ratio(c["nginx"], c["backend"]), fmt(c["floor"], 1),
-			 ratio(c["ours"], c["floor"])))
-	L.append("| %s, KiB | %s | %s | "
-		 "%s | %s | | | %s | |" % (
-			 "peak RSS (VmHWM) of the serving process"
+			for k, name in (("p50", "p50"), ("p99", "p99")):
+				row("&nbsp;&nbsp;%s latency, ms" % name,
+				    {t: m(key_, t, k) for t in TARGETS}, 2,
+				    more_is_better=False)
+	row("h1 small: server CPU per request, µs",
+	    {t: median(cpu.get(("h1-small", t), [])) for t in TARGETS}, 1,
+	    more_is_better=False)
+	row("%s, KiB" % ("peak RSS (VmHWM) of the serving process"
 			 if a.processes == 1 else "peak RSS (VmHWM) summed over "
-			 "each proxy's %d workers" % a.processes,
-			 fmt(rss["ours"][0]), fmt(rss["nginx"][0]),
-			 ratio(rss["ours"][0], rss["nginx"][0]),
-			 fmt(rss["backend"][0]), fmt(rss["floor"][0])))
+			 "each proxy's %d workers" % a.processes),
+	    {t: float(rss[t][0]) for t in TARGETS}, more_is_better=False,
+	    backend_ratio=False)
 	errs = {t: sum(r["errors"] for (k, tt), rs in res.items() if tt == t
 		       for r in rs) for t in TARGETS}
-	L.append("| errors (all tests, all rounds) | %d | %d | | %d | | | %d "
-		 "| |" % (errs["ours"], errs["nginx"], errs["backend"],
-			   errs["floor"]))
+	L.append("| errors (all tests, all rounds) | %d | %d | %d | | | %d | | "
+		 "%d | |" % (errs["ours"], errs["nginx"], errs["haproxy"],
+			     errs["backend"], errs["floor"]))
 	L.append("")
-	L.append("Ratios are of medians; above 1 means more of that figure "
+	L.append("The best peer is whichever of nginx and HAProxy has the "
+		 "better median in that row (more req/s or MB/s; less latency, "
+		 "CPU or memory), and ours / best peer compares ours with it. "
+		 "Ratios are of medians; above 1 means more of that figure "
 		 "(for latency, CPU and RSS, above 1 is worse). Server CPU per "
 		 "request is the serving processes' utime+stime over the run "
 		 "divided by the requests done (/proc/PID/stat). The lws floor "
@@ -914,13 +951,15 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 				 " --processes %d" % a.processes
 				 if a.processes != 1 else ""))
 	L.append("```")
-	for t in ("backend", "nginx", "ours", "floor"):
+	for t in ("backend", "nginx", "haproxy", "ours", "floor"):
 		L.append(" ".join(shlex.quote(x) for x in cmd[t]))
 	L.append("```")
 	L.append("")
 	L.append("Configs are bench/nginx-backend.conf.in, "
-		 "bench/nginx-proxy.conf.in and bench/lwsws-conf/{proxy,floor} "
-		 "with the ports and paths filled in. Per target (URL = "
+		 "bench/nginx-proxy.conf.in, bench/haproxy.cfg.in and "
+		 "bench/lwsws-conf/{proxy,floor} with the ports and paths "
+		 "filled in (HAProxy's PEM is the bench's certificate and key "
+		 "in one file). Per target (URL = "
 		 "`http://127.0.0.1:PORT` for h1, `https://127.0.0.1:PORT` for "
 		 "h2):\n")
 	L.append("```")
@@ -939,7 +978,8 @@ def callgrind_section(a, t, kind, cg, lwsv):
 	who = {"ours": "lws-uds-proxyd (proxying to the backend%s)"
 	       % (", count-processes 1" if a.processes > 1 else ""),
 	       "floor": "lws floor (file:// mount)",
-	       "nginx": "nginx proxy (master_process off)"}[t]
+	       "nginx": "nginx proxy (master_process off)",
+	       "haproxy": "HAProxy (nbthread 1)"}[t]
 	load = "h2load --h1 -n %d -c 10" if kind == "h1" else \
 		"h2load -n %d -c 10 -m 10"
 	L.append("### callgrind, %s, %s: `%s` on /small.txt\n"
@@ -986,13 +1026,16 @@ def callgrind_section(a, t, kind, cg, lwsv):
 def profile_section(a, prof):
 	L = ["## Profiles\n"]
 	lwsv = out(["dpkg-query", "-W", "-f=${Version}", "libwebsockets17"])
-	for t in ("ours", "nginx"):
+	for t in ["ours"] + PEERS:
 		rows = prof.get("perf-" + t)
 		if not rows:
 			continue
-		who = "lws-uds-proxyd" if t == "ours" else "the nginx proxy worker"
+		who = {"ours": "lws-uds-proxyd",
+		       "nginx": "the nginx proxy worker",
+		       "haproxy": "HAProxy"}[t]
 		if a.processes > 1:
-			who += " (%d workers)" % a.processes
+			who += " (%d %s)" % (a.processes, "threads"
+					     if t == "haproxy" else "workers")
 		L.append("### perf, %s, h1 small (`wrk -t1 -c64 -d%ds`)\n"
 			 % (who, a.duration))
 		if t == "ours":
@@ -1054,7 +1097,7 @@ def profile_section(a, prof):
 		L.append("Tracing slows the servers down; the counts per "
 			 "request are what matters here, not the rate.\n")
 	for kind in ("h1", "h2"):
-		for t in ("ours", "floor", "nginx"):
+		for t in ["ours", "floor"] + PEERS:
 			cg = prof.get("cg-" + t, {}).get(kind)
 			if cg:
 				L.extend(callgrind_section(a, t, kind, cg, lwsv))
