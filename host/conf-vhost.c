@@ -19,6 +19,7 @@
  * lws 4.1.6 counts "immortal" streams per connection in a byte and aborts
  * past 255 (lws_mux_mark_immortal); the plugin marks each proxied h2
  * stream immortal once its request is in, so stay below that.
+ * docs/lws-notes.md N22
  */
 #define MAX_H2_STREAMS	250
 
@@ -295,7 +296,7 @@ on_vhost(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		memcpy(vb->ws_path, pc->path, pc->plen + 1);
 		break;
 	case V_HEADERS:
-		/* lws wants the header names with their ':' */
+		/* lws wants names with their ':' (docs/lws-notes.md N27) */
 		udsp_hc_list_to_pvos(pc, v->j, &i->headers, 0, ":");
 		break;
 	case V_KEEPALIVE:
@@ -681,7 +682,7 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 		*tail = al;
 }
 
-/* lws_h2_stock_settings (lib/roles/h2/ops-h2.c) as of lws 4.1.6 */
+/* lws_h2_stock_settings as of lws 4.1.6 (docs/lws-notes.md N23) */
 static const uint32_t h2_stock[7] = {
 	1,		/* use these, not lws's */
 	65536,		/* H2SET_HEADER_TABLE_SIZE */
@@ -711,6 +712,7 @@ udsp_hc_vhost(struct udsp_hc_pc *pc, json_object *o, size_t idx)
 	/*
 	 * lwsws's documented default (lws itself uses 5 s): an h2 client that
 	 * pauses mid-upload longer than this loses its whole connection.
+	 * docs/lws-notes.md N21
 	 */
 	i->keepalive_timeout = 60;
 

@@ -723,7 +723,7 @@ load_file(struct udsp_hconf *hc, const char *f, int *errors)
 static int
 confd_filter(const struct dirent *de)
 {
-	/* as lws_dir: skip dot files and editor backups ("conf~") */
+	/* as lws_dir, skip "conf~"; also dot files (docs/lws-notes.md N39) */
 	return de->d_name[0] != '.' && !strchr(de->d_name, '~');
 }
 

@@ -339,6 +339,7 @@ udsp_serve_check(const struct udsp_opts *o)
  * process closing its listeners and this one binding them.  Build the same
  * thing once, before that, and hand it to the vhosts that have no client
  * TLS settings of their own.  (The plugin runs its own TLS to backends.)
+ * docs/lws-notes.md N32
  */
 static SSL_CTX *
 shared_client_ctx(void)
@@ -436,7 +437,7 @@ create_vhosts(struct srv *s, uint64_t ctx_opts)
 
 /*
  * lws unlinks a unix-socket vhost's path when the vhost is destroyed
- * (__lws_vhost_destroy2() in 4.1.6).  After a reload the path belongs to
+ * (docs/lws-notes.md N33).  After a reload the path belongs to
  * the new process's listener, so a draining old process must not remove
  * it.  lws keeps our info.iface pointer (vh->iface = info->iface), which
  * points into our config arena: emptying it makes that unlink a no-op.
@@ -518,6 +519,7 @@ drain_check(lws_sorted_usec_list_t *sul)
 	 * We are inside lws_service(), which polls next with no timeout when
 	 * no timer is left: without a wake-up the loop would only see the
 	 * flag at some unrelated event (27 s later in a test).
+	 * docs/lws-notes.md N38
 	 */
 	interrupted = 1;
 	lws_cancel_service(context);
@@ -527,7 +529,7 @@ drain_check(lws_sorted_usec_list_t *sul)
  * Close every listener so that the new process can bind its addresses, and
  * leave lws none the wiser: lws_context_deprecate() would do it, but in
  * 4.1.6 it reads the listener wsi after lws_close_free_wsi() freed it
- * (vhost.c), which crashes with lws's own poll loop.  Instead each
+ * (docs/lws-notes.md N34), which crashes with lws's poll loop.  Instead each
  * listening socket's fd is replaced (dup3) by the read end of a pipe that
  * never becomes readable: the kernel socket closes, the fd number that lws
  * polls stays valid and quiet, and lws closes it at exit as usual.  With
@@ -728,6 +730,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	 * What lws reads per recv() (a backend's response arrives through
 	 * it) and sends per call on connections no plugin sizes (the h2
 	 * network connection: a 16 KiB DATA frame in one send()).
+	 * docs/lws-notes.md N6
 	 */
 	info.pt_serv_buf_size = 32768;
 	info.count_threads = 1;

@@ -114,6 +114,7 @@ count_in(const struct mgr *m, unsigned int states)
  * says so and never notices; a worker would block in accept() instead,
  * serving nothing else until the next connection came.  O_NONBLOCK belongs
  * to the open file, which the workers share: set it once, before the fork.
+ * docs/lws-notes.md N35
  */
 static int
 nonblocking_one(int fd, void *arg)
@@ -153,6 +154,7 @@ nonblocking_listeners(void)
  * poll().  So each worker puts a fresh eventfd on the same fd number,
  * which lws goes on polling none the wiser.  lws does not tell us the
  * number, but it is the only eventfd the process has here.
+ * docs/lws-notes.md N36
  */
 static int
 own_event_pipe(void)
@@ -206,6 +208,7 @@ own_event_pipe(void)
  * that setting when a process changes its credentials, and lws drops
  * privileges ("username", "uid") at protocol init, in the worker's first
  * lws_service().  This runs just after that, to arm it again.
+ * docs/lws-notes.md N37
  */
 static void
 rearm_deathsig(lws_sorted_usec_list_t *sul)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * Backend connections: lws RAW client wsis to unix or TCP backends, TLS run
- * here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do TLS, NOTES
- * §3), and the per-backend pool of idle keep-alive connections.  What goes
- * over a connection is the relay's business.
+ * here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do TLS,
+ * docs/lws-notes.md N3), and the per-backend pool of idle keep-alive
+ * connections.  What goes over a connection is the relay's business.
  */
 #include "private.h"
 
@@ -119,7 +119,7 @@ plain_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 	 * area; a partial write is buffered by lws and finished before the
 	 * next WRITEABLE.
 	 */
-	/* with output already queued, lws appends and returns less */
+	/* queued output: lws appends, returns less (docs/lws-notes.md N6) */
 	if (lws_write(bc->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
 		return -1;
 
@@ -366,8 +366,8 @@ udsp_bconn_get(struct udsp_relay *r)
 		/*
 		 * Synchronous failure (ENOENT, ECONNREFUSED on a unix
 		 * socket, EMFILE from socket()): lws suppressed
-		 * CLIENT_CONNECTION_ERROR and left *pwsi dangling (NOTES §2),
-		 * so nothing else will free bc.
+		 * CLIENT_CONNECTION_ERROR and left *pwsi dangling
+		 * (docs/lws-notes.md N1), so nothing else will free bc.
 		 */
 		err = errno;
 		lws_snprintf(why, sizeof(why), "%s",
@@ -509,7 +509,7 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 
 /*
  * lws closes a wsi whose peer hung up while rx was paused without reading
- * what is still queued in the socket (NOTES §6).  Read it ourselves before
+ * what is still in the socket (docs/lws-notes.md N5).  Read it ourselves before
  * the relay hears of the close, or a close-delimited or just-finished body
  * would be cut short.  The kernel's socket buffer bounds this.
  */
@@ -561,7 +561,7 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_RAW_CLOSE:
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		/* lws delivers exactly one of these two per wsi */
+		/* exactly one of these two per wsi (docs/lws-notes.md N2) */
 		if (reason == LWS_CALLBACK_RAW_CLOSE && bc->paused && bc->r)
 			drain(wsi, bc);
 		lws_set_opaque_user_data(wsi, NULL);

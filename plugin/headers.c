@@ -46,7 +46,7 @@ const struct udsp_hdr_rule udsp_hdr_rules[] = {
 	{ "x-forwarded-for",	REQ | SPECIAL },
 	{ "x-forwarded-proto",	REQ | SPECIAL },
 	{ "x-forwarded-host",	REQ | SPECIAL },
-	/* lws answers "100-continue" itself; the backend never sees it */
+	/* answered by the relay, not sent on (docs/lws-notes.md N17) */
 	{ "expect",		SPECIAL },
 
 	/*

@@ -159,6 +159,7 @@ struct udsp_buf {
  * and the stream window is replenished as DATA arrives), so what a slow
  * backend cannot take yet goes to an unlinked temporary file, as nginx
  * does with client_body_temp_path, and memory stays bounded.
+ * docs/lws-notes.md N18
  */
 struct udsp_spill {
 	int		fd;	/* owned; -1 when unused */

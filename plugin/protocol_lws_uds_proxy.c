@@ -255,7 +255,7 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	/*
 	 * With mount.protocol set (as lwsws does for callback:// mounts), lws
 	 * rebinds the protocol between PMO and HTTP for non-POST requests and
-	 * zeroes the pss (LWS-4.1.6-NOTES §10), so the pmo pointer also rides
+	 * zeroes the pss (docs/lws-notes.md N7), so the pmo pointer also rides
 	 * on the wsi's opaque user data until LWS_CALLBACK_HTTP takes it.
 	 */
 	case LWS_CALLBACK_HTTP_PMO:
@@ -319,8 +319,8 @@ static const struct lws_protocols udsp_protocols[] = {
 		.rx_buffer_size		= 0,
 		/*
 		 * lws_issue_raw() sends at most this (else the host's
-		 * pt_serv_buf_size, 4 KiB in lwsws) per call and queues the
-		 * rest for another POLLOUT: let a 16 KiB piece, with its
+		 * pt_serv_buf_size, docs/lws-notes.md N6) per call and queues
+		 * the rest for another POLLOUT: let a 16 KiB piece, with its
 		 * chunk framing or the head in front, go in one send().
 		 */
 		.tx_packet_size		= 32768,
@@ -330,7 +330,7 @@ static const struct lws_protocols udsp_protocols[] = {
 /*
  * lws finds the plugin by this symbol name (from the file name).  Newer lws
  * leaves LWS_VISIBLE empty outside its own build, and 4.3 added a build
- * hash to the header, so say both explicitly.
+ * hash to the header, so say both explicitly (docs/lws-notes.md N30).
  */
 __attribute__((visibility("default")))
 const lws_plugin_protocol_t lws_uds_proxy = {

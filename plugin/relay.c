@@ -192,7 +192,7 @@ disarm(struct udsp_relay *r)
 }
 
 /*
- * lws arms its own timeout-secs (default 5s) on an h1 client before
+ * lws arms its own timeout-secs (docs/lws-notes.md N20) on an h1 client before
  * LWS_CALLBACK_HTTP and on every body read, and would kill a client still
  * waiting on a slower backend: keep it well behind ours.  It is set to
  * twice our longest timeout, so that a request normally sets it once,
@@ -244,7 +244,7 @@ arm(struct udsp_relay *r, unsigned int ms)
  * the stream then), mark the stream "immortal": lws otherwise kills the
  * whole connection after keepalive-timeout without frames, even while this
  * stream waits on a slow backend.  The relay's own timers bound the wait.
- * This also releases the stream's header table, no longer needed.
+ * This also releases the stream's header table.  docs/lws-notes.md N21
  */
 static void
 keep_client(struct udsp_relay *r)
@@ -287,7 +287,7 @@ classify_body(struct udsp_relay *r)
 		 lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
 
 	if (has_cl) {
-		/* lws joins repeated headers with ','; a list is refused */
+		/* a repeat joined with ',' is refused: docs/lws-notes.md N14 */
 		if (lws_hdr_copy(wsi, v, sizeof(v),
 				 WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
 		    parse_cl(v, &cl))
@@ -326,12 +326,13 @@ classify_body(struct udsp_relay *r)
 			 * lws 4.1.6 never reports the end (END_STREAM) of an
 			 * h2 body that came without content-length, so such
 			 * a body could not be completed onward.
+			 * docs/lws-notes.md N16
 			 */
 			return -2;
 		/*
 		 * h1 without CL or TE has no body (RFC 9112 6.3), but lws
 		 * 4.1.6 assumes a 100MB one for these methods, so the
-		 * connection cannot be reused after this request.
+		 * connection cannot be reused (docs/lws-notes.md N15).
 		 */
 		r->close_after = 1;
 		break;
@@ -374,7 +375,7 @@ res_body_cb(void *user, const char *data, size_t len)
 	return udsp_buf_append(&r->o, (const uint8_t *)data, len);
 }
 
-/* As lws decides it: anything but "HTTP/1.1" on h1 is treated as 1.0 */
+/* As lws decides it (docs/lws-notes.md N12): not "HTTP/1.1" on h1 is 1.0 */
 static int
 is_http10(struct lws *wsi)
 {
@@ -523,7 +524,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 			 res_body_cb, r);
 	udsp_h1_res_growable(&r->res, vhd->conf.max_header, hbuf_grow);
 
-	/* lws passes the mount remainder (NUL-terminated) in `in` */
+	/* `in`: the mount remainder, NUL-terminated (docs/lws-notes.md N7) */
 	if (udsp_reqhead_build(r, in && len ? in : "")) {
 		udsp_relay_fail(r, UDSP_E_BAD_REQUEST,
 				"unusable target or header value");
@@ -547,6 +548,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	 * lws 4.1.6 ignores Expect: 100-continue, so a client such as curl
 	 * would sit out its one-second wait before sending the body.  We
 	 * stream the body onward as it comes, so invite it at once.
+	 * docs/lws-notes.md N17
 	 */
 	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->http10 &&
 	    expects_continue(wsi)) {
@@ -652,7 +654,7 @@ spill_refill(struct udsp_relay *r)
  * frames arriving split across reads, can leave the client with no window
  * and the upload stalled (seen about one run in ten).  Top it up
  * ourselves; the body goes to the queue or the spill file, so a generous
- * window costs no memory.
+ * window costs no memory.  docs/lws-notes.md N19
  */
 #define UDSP_H2_WINDOW 262144
 
@@ -677,7 +679,7 @@ client_rx_flow(struct udsp_relay *r, int on)
 	if (!r->cwsi || r->client_paused == !on)
 		return;
 	if (r->h2)
-		/* lws 4.1.6 ignores this for h2: see struct udsp_spill */
+		/* ignored for h2 (docs/lws-notes.md N18): see udsp_spill */
 		return;
 	w = r->cwsi;
 	lws_rx_flow_control(w, on);
@@ -812,7 +814,7 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 	/*
 	 * lws queues whatever the socket did not take and still calls us
 	 * back; writing more then would grow that queue without bound
-	 * behind a slow backend.  Wait for it to drain.
+	 * behind a slow backend.  Wait for it to drain (docs/lws-notes.md N6).
 	 */
 	if (lws_partial_buffered(bc->wsi)) {
 		lws_callback_on_writable(bc->wsi);
@@ -1111,7 +1113,7 @@ send_head(struct udsp_relay *r)
 		if (nl + 2 > sizeof(lname) ||
 		    !udsp_hdr_res_forward(name, nl, conn, conn_len))
 			continue;
-		/* lws adds its own server header from server-string */
+		/* lws adds its own Server header (docs/lws-notes.md N27) */
 		if (nl == 6 && !strncasecmp(name, "server", 6))
 			continue;
 
@@ -1203,7 +1205,7 @@ udsp_relay_finish(struct udsp_relay *r)
 	 * lws 4.1.6 drops POLLOUT on the h2 connection when the stream that
 	 * just left part of its last frame in the connection's queue
 	 * closes, and that tail is then never sent.  Keep the stream until
-	 * lws has flushed the queue and calls it back.
+	 * lws has flushed the queue and calls it back (docs/lws-notes.md N25).
 	 */
 	if (r->h2 && lws_partial_buffered(lws_get_network_wsi(wsi))) {
 		r->finish_pending = 1;
@@ -1231,7 +1233,7 @@ udsp_relay_finish(struct udsp_relay *r)
  * RST_STREAM and has no API to send one, so with a declared content-length
  * end the stream short (RFC 9113 8.1.1 makes that a malformed response,
  * which clients report), and without one close the connection.  Returns
- * what the client's WRITEABLE callback must return.
+ * what the client's WRITEABLE callback must return.  docs/lws-notes.md N26
  */
 static int
 abort_client(struct udsp_relay *r)
@@ -1249,7 +1251,7 @@ abort_client(struct udsp_relay *r)
 		/*
 		 * Keep the stream: closing it now would make lws re-arm the
 		 * connection's keepalive timer over this kill.  The
-		 * connection takes the stream with it.
+		 * connection takes the stream with it (docs/lws-notes.md N21).
 		 */
 		lws_set_timeout(lws_get_network_wsi(wsi),
 				PENDING_TIMEOUT_KILLED_BY_PARENT,
@@ -1468,7 +1470,7 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 	/*
 	 * A paused h1 client was seen never to get the WRITEABLE that
 	 * carries the error page (lws 4.1.6): nothing more is read for this
-	 * request anyway, so let it go.
+	 * request anyway, so let it go.  docs/lws-notes.md N28
 	 */
 	client_rx_flow(r, 1);
 

@@ -135,7 +135,7 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 			/*
 			 * lws keeps the separator it saw in front of later
 			 * pieces (';' between h2 cookie fields, a space on
-			 * h1); ours replaces it.
+			 * h1); ours replaces it (docs/lws-notes.md N14).
 			 */
 			int k = 0;
 
@@ -444,6 +444,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	 * Headers lws has no token for.  From lws 4.3 it can list them (h1
 	 * only: it drops them on h2), so all end-to-end ones go; 4.1 can only
 	 * look up names we already know: the built-in list + forward-headers.
+	 * docs/lws-notes.md N13
 	 */
 	if (!r->h2) {
 #if defined(UDSP_HAVE_CUSTOM_FOREACH)
