@@ -1297,3 +1297,118 @@ def t_upload_pause(env, proto):
         c.close()
     eq(doc["length"], len(body), "length the backend received")
     eq(doc["sha256"], sha(body), "sha256 the backend computed")
+
+
+# -- h2 frame sizes (issue 10) -------------------------------------------------
+#
+# lws 4.1.6 sends each lws_write on an h2 stream as one frame and reads no
+# peer SETTINGS_MAX_FRAME_SIZE, so every writer must stay within 16384, the
+# initial value every peer takes (RFC 9113 4.2).  A 32 KiB piece of a served
+# file (the daemon's 32 KiB pt_serv_buf_size) went out as one 32 KiB DATA
+# frame and every client closed the connection (FRAME_SIZE_ERROR).
+
+H2_FRAME_MAX = 16384
+FRAME_SIZES = (16383, 16384, 16385, 1 << 20, 32 << 20)
+
+
+def _www(env):
+    """A file:// mount with one random file per size in FRAME_SIZES."""
+    www = os.path.join(env.dir, "www")
+    os.makedirs(www, exist_ok=True)
+    for n in FRAME_SIZES:
+        with open(os.path.join(www, "f%d.bin" % n), "wb") as f:
+            f.write(os.urandom(n))
+    return env.standard_mounts() + [{
+        "mountpoint": "/files", "origin": "file://" + www,
+        "extra-mimetypes": {".bin": "application/octet-stream"}}]
+
+
+def _frame_target(env, where, n):
+    if where == "file":
+        with open(os.path.join(env.dir, "www", "f%d.bin" % n), "rb") as f:
+            return "/files/f%d.bin" % n, f.read()
+    return "/app/bytes/%d" % n, pattern(n)
+
+
+def t_h2_frame_sizes(env, proto, where):
+    for n in FRAME_SIZES:
+        path, want = _frame_target(env, where, n)
+        what = "%s %d B" % (where, n)
+
+        # every frame as it comes off the wire
+        from harness import h2_raw_frames
+        frames, data, ended = h2_raw_frames(env.https_port, path)
+        big = [f for f in frames if f[3] > H2_FRAME_MAX]
+        check(not big, "%s: frames over %d bytes: %r", what, H2_FRAME_MAX,
+              big[:3])
+        check(ended, "%s: stream 1 never ended: %r", what, frames[-5:])
+        eq(sha(data), sha(want), "%s: raw h2 body sha256" % what)
+
+        r = env.curl("h2", path, timeout=60)
+        check(r.rc == 0 and r.status == 200, "curl %s: %r", what, r)
+        eq(sha(r.body), sha(want), "curl %s: body sha256" % what)
+
+        # nghttp: frame lengths with -v, the bytes without -n
+        rc, got, out = env.nghttp(path, timeout=60)
+        eq(rc, 0, "nghttp -nv %s exit code" % what)
+        lens = [int(x) for x in re.findall(
+            r"recv DATA frame <length=(\d+)", out)]
+        eq(sum(lens), n, "nghttp %s: DATA bytes" % what)
+        check(max(lens) <= H2_FRAME_MAX, "nghttp %s: a DATA frame of %d",
+              what, max(lens))
+        cp = subprocess.run(["nghttp", "-t", "60", env.url("h2", path)],
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=90)
+        eq(cp.returncode, 0, "nghttp %s exit code" % what)
+        eq(sha(cp.stdout), sha(want), "nghttp %s: body sha256" % what)
+
+        # h2load checks no content: the exact byte count of 4 bodies
+        for win in ([], ["-w", "16", "-W", "16"]):
+            cp = subprocess.run(["h2load", "-n4", "-c1", "-m4"] + win +
+                                [env.url("h2", path)],
+                                capture_output=True, timeout=120)
+            out = cp.stdout.decode()
+            check(re.search(r"requests: 4 total, 4 started, 4 done, "
+                            r"4 succeeded", out) and
+                  re.search(r"status codes: 4 2xx", out),
+                  "h2load %s %s:\n%s", " ".join(win), what, out[-600:])
+            m = re.search(r"traffic: .* \((\d+)\) data", out)
+            check(m and int(m.group(1)) == 4 * n,
+                  "h2load %s %s: data bytes %s, want %d", " ".join(win),
+                  what, m and m.group(1), 4 * n)
+    print("%s: %d sizes byte-exact over h2, no frame over %d" %
+          (where, len(FRAME_SIZES), H2_FRAME_MAX))
+
+
+case("h2-frame-size-file", protos=("h2",), mounts=_www, timeout=300,
+     where="file")(t_h2_frame_sizes)
+case("h2-frame-size-proxied", protos=("h2",), timeout=300,
+     where="proxy")(t_h2_frame_sizes)
+
+
+@case("h2-frame-size-head", protos=("h2",))
+def t_h2_big_head(env, proto):
+    """A response head over 16 KiB once hpack-encoded (within the default
+    max-header-kb 16) leaves as HEADERS + CONTINUATION, each frame within
+    16384, and the client keeps its connection."""
+    from harness import h2_raw_frames
+    for n in (16000, 16300, 16330):
+        path = "/app/bighead/%d" % n
+        frames, data, ended = h2_raw_frames(env.https_port, path)
+        mine = [f for f in frames if f[2] == 1]
+        big = [f for f in frames if f[3] > H2_FRAME_MAX]
+        check(not big, "%s: frames over %d: %r", path, H2_FRAME_MAX, big)
+        check(ended and data == b"big\n", "%s: frames %r, body %r", path,
+              mine, data[:80])
+        kinds = [f[0] for f in mine if f[0] in ("HEADERS", "CONTINUATION")]
+        block = sum(f[3] for f in mine
+                    if f[0] in ("HEADERS", "CONTINUATION"))
+        eq(len(kinds), 1 + (block - 1) // H2_FRAME_MAX,
+           "%s: header frames for a %d-byte block" % (path, block))
+        rc, got, out = env.nghttp(path)
+        eq(rc, 0, "nghttp %s exit code" % path)
+        check([v for s, k, v in got if k == ":status"] == ["200"] and
+              "recv GOAWAY" not in out, "nghttp %s:\n%s", path, out[-800:])
+        r = env.curl("h2", path)
+        check(r.rc == 0 and r.status == 200 and r.body == b"big\n",
+              "curl %s: %r", path, r)
