@@ -1412,3 +1412,168 @@ def t_h2_big_head(env, proto):
         r = env.curl("h2", path)
         check(r.rc == 0 and r.status == 200 and r.body == b"big\n",
               "curl %s: %r", path, r)
+
+
+# -- h2 uploads from clients that send eagerly (issue 10) ----------------------
+#
+# lws 4.1.6 compares the body still due with every byte left in its read
+# buffer, not with the DATA frame (lib/roles/h2/http2.c, "More rx than
+# content_length told"), and sends GOAWAY PROTOCOL_ERROR when a read holds
+# the end of a body and anything after it.  The relay gives the stream's
+# header table back once it has the request (the check needs it), so this
+# now only bites in a client's first flight (README, Limits).
+
+UP_SIZES = (1, 1000, 16383, 16385, 65535, 82000, 200000, 1 << 20, 16 << 20)
+
+
+def _up_file(env, n):
+    path = os.path.join(env.dir, "up%d.bin" % n)
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(os.urandom(n))
+    with open(path, "rb") as f:
+        return path, sha(f.read())
+
+
+def _up_docs(text):
+    import json
+    return [json.loads(m) for m in re.findall(r"\{[^{}]*\}", text)]
+
+
+@case("h2-upload-nghttp", protos=("h2",), timeout=240)
+def t_up_nghttp(env, proto):
+    for n in UP_SIZES:
+        f, digest = _up_file(env, n)
+        # several uploads on one connection only where no body fits in
+        # the first flight (README, Limits)
+        urls = [env.url("h2", "/app/upload?n=%d&i=%d" % (n, i))
+                for i in range(1 if n <= 65535 else 3)]
+        cp = subprocess.run(["nghttp", "-t", "60", "-d", f] + urls,
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=120)
+        out = cp.stdout.decode("latin-1")
+        eq(cp.returncode, 0, "nghttp -d %d B x%d exit code (%s)" % (
+            n, len(urls), cp.stderr.decode()[-300:]))
+        docs = _up_docs(out)
+        eq([(d["length"], d["sha256"]) for d in docs],
+           [(n, digest)] * len(urls), "nghttp -d %d B: what the backend "
+           "received" % n)
+
+
+@case("h2-upload-h2load", protos=("h2",), timeout=300)
+def t_up_h2load(env, proto):
+    for n in UP_SIZES:
+        f, digest = _up_file(env, n)
+        runs = [("-n3", "-m1")] + ([("-n8", "-m4")] if n > 65535 else [])
+        for nreq, m in runs:
+            cp = subprocess.run(["h2load", nreq, "-c1", m, "-d", f,
+                                 env.url("h2", "/app/upload?n=%d" % n)],
+                                capture_output=True, timeout=180)
+            out = cp.stdout.decode()
+            k = int(nreq[2:])
+            check(re.search(r"requests: %d total, %d started, %d done, "
+                            r"%d succeeded" % (k, k, k, k), out) and
+                  re.search(r"status codes: %d 2xx" % k, out),
+                  "h2load %s %s -d %d B:\n%s", nreq, m, n, out[-600:])
+    # the backend saw every body whole (h2load shows no response bodies)
+    got = [r for r in env.backends["main"].requests()
+           if r["target"].startswith("/upload?n=")]
+    eq(len(got), sum(3 + (8 if n > 65535 else 0) for n in UP_SIZES),
+       "uploads the backend saw")
+    for r in got:
+        eq(int(hdr1(r["headers"], "content-length")),
+           int(r["target"].split("=")[1]), "content-length the backend saw")
+
+
+@case("h2-upload-curl", protos=("h2",), timeout=240)
+def t_up_curl(env, proto):
+    for n in UP_SIZES:
+        f, digest = _up_file(env, n)
+        r = env.curl("h2", "/app/upload?n=%d&i=0" % n, data_file=f,
+                     urls_after=["/app/upload?n=%d&i=1" % n], timeout=90)
+        check(r.rc == 0, "curl two uploads of %d B: %r", n, r)
+        eq([i["response_code"] for i in r.info["all"]], [200, 200],
+           "curl %d B: statuses" % n)
+        eq(sum(i["num_connects"] for i in r.info["all"]), 1,
+           "curl %d B: connections" % n)
+        d = r.json()
+        eq((d["length"], d["sha256"]), (n, digest), "curl %d B: at the "
+           "backend" % n)
+
+
+@case("h2-upload-python", protos=("h2",), timeout=240)
+def t_up_python(env, proto):
+    """python3-h2 sends each body as fast as the windows allow, its DATA
+    frames packed back to back into large TLS writes (eager): one after
+    another, then all at once, on one connection."""
+    import json
+    bodies = {n: os.urandom(n) for n in UP_SIZES}
+    c = env.h2client()
+    for n, body in bodies.items():      # one after another
+        sid = c.start("POST", "/app/upload?seq=%d" % n, [
+            ("content-length", str(n))])
+        c.send_bodies({sid: body}, eager=True)
+        st = c.wait_all([sid], timeout=90)[0]
+        check(h2_status(st) == 200 and not c.goaway,
+              "upload of %d B: status %r, goaway %r", n, h2_status(st),
+              c.goaway)
+        d = json.loads(st["data"])
+        eq((d["length"], d["sha256"]), (n, sha(body)),
+           "upload of %d B at the backend" % n)
+    sids = {}                           # all at once
+    for n, body in bodies.items():
+        sids[c.start("POST", "/app/upload?par=%d" % n, [
+            ("content-length", str(n))])] = body
+    c.send_bodies(sids, timeout=90, eager=True)
+    for (sid, body), st in zip(sids.items(),
+                               c.wait_all(list(sids), timeout=90)):
+        eq(h2_status(st), 200, "concurrent upload of %d B" % len(body))
+        d = json.loads(st["data"])
+        eq((d["length"], d["sha256"]), (len(body), sha(body)),
+           "concurrent upload of %d B at the backend" % len(body))
+    c.close()
+
+
+@case("h2-upload-first-flight", protos=("h2",), timeout=120)
+def t_up_first_flight(env, proto):
+    """Known limitation (README, Limits), asserted as documented: small
+    bodies that a client packs, with the frames after them, into one TLS
+    record before it has our SETTINGS (h2load -m4: four HEADERS + DATA in
+    one write) meet lws's check before the relay sees the request.  lws
+    ends that one connection with GOAWAY PROTOCOL_ERROR; other
+    connections, even mid-upload, go on."""
+    import json
+    f, digest = _up_file(env, 1000)
+    other = env.h2client()
+    body = os.urandom(1 << 20)
+    sid = other.start("POST", "/app/upload?other", [
+        ("content-length", str(len(body)))])
+    other.send_bodies({sid: body[:len(body) // 2]}, end=False)
+
+    cp = subprocess.run(["h2load", "-n4", "-c1", "-m4", "-d", f,
+                         env.url("h2", "/app/upload?first-flight")],
+                        capture_output=True, timeout=60)
+    out = cp.stdout.decode()
+    check(re.search(r"requests: 4 total, 4 started, 0 done, 0 succeeded, "
+                    r"4 failed", out), "h2load -m4 with 1000-byte bodies "
+          "no longer fails as documented (has lws changed?):\n%s",
+          out[-600:])
+    with open(env.daemon_log, "rb") as lf:
+        log = lf.read().decode("latin-1")
+    check(re.search(r"lws_h2_parser: rem 1000, inlen \d+", log),
+          "no 'More rx than content_length' check in the daemon log")
+
+    other.send_bodies({sid: body[len(body) // 2:]})
+    st = other.wait_all([sid], timeout=30)[0]
+    eq(h2_status(st), 200, "the other connection's upload")
+    d = json.loads(st["data"])
+    eq((d["length"], d["sha256"]), (len(body), sha(body)),
+       "the other connection's upload at the backend")
+    other.close()
+
+    cp = subprocess.run(["h2load", "-n4", "-c1", "-m1", "-d", f,
+                         env.url("h2", "/app/upload?after")],
+                        capture_output=True, timeout=60)
+    check(re.search(r"4 succeeded", cp.stdout.decode()),
+          "h2load -m1 after the failed connection:\n%s",
+          cp.stdout.decode()[-600:])

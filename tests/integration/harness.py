@@ -878,11 +878,14 @@ class H2Client:
         w = self._window(sid)
         return w is None or w > 0
 
-    def send_bodies(self, bodies, end=True, timeout=60):
+    def send_bodies(self, bodies, end=True, timeout=60, eager=False):
         """Send {sid: bytes} round robin, a frame per stream per round, as
         far as the peer's flow-control windows allow (reading frames for
         WINDOW_UPDATEs meanwhile); end=False leaves the streams open.  A
-        stream the peer ends or resets first is left out."""
+        stream the peer ends or resets first is left out.  eager: each
+        round sends as many frames per stream as its window allows, and
+        all of a round's frames leave in one write (as nghttp2 does), so
+        a body's last frames share TLS records with what precedes them."""
         off = dict.fromkeys(bodies, 0)
         todo = set(bodies)
         deadline = time.monotonic() + timeout
@@ -895,15 +898,19 @@ class H2Client:
                 if st["ended"] or st["reset"] is not None or win is None:
                     todo.discard(sid)
                     continue
-                n = min(max(win, 0), len(body) - off[sid])
-                last = off[sid] + n == len(body)
-                if n > 0 or (last and end):
-                    self.c.send_data(sid, body[off[sid]:off[sid] + n],
-                                     end_stream=last and end)
-                    off[sid] += n
-                    sent = True
-                if last:
-                    todo.discard(sid)
+                while True:
+                    n = min(max(win, 0), len(body) - off[sid])
+                    last = off[sid] + n == len(body)
+                    if n > 0 or (last and end):
+                        self.c.send_data(sid, body[off[sid]:off[sid] + n],
+                                         end_stream=last and end)
+                        off[sid] += n
+                        sent = True
+                    if last:
+                        todo.discard(sid)
+                    win = self._window(sid)
+                    if not eager or last or not win or win <= 0:
+                        break
             self.flush()
             if todo and not sent:
                 self.pump(lambda: any(self._sendable(s) for s in todo),
