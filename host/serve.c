@@ -51,13 +51,27 @@ static struct lws_context *context;
 static volatile sig_atomic_t interrupted, deprecate_req;
 
 /*
+ * The largest frame payload every h2 peer takes (RFC 9113 4.2: the
+ * initial SETTINGS_MAX_FRAME_SIZE).  lws 4.1.6 never splits a DATA frame
+ * nor reads the peer's setting: each lws_write on an h2 stream is one
+ * frame, so every writer must stay within this.
+ */
+#define UDSP_H2_FRAME_MAX 16384
+
+/*
  * protocols[0] of every vhost: plain HTTP (mounts, files, redirects) for
  * connections that no plugin protocol claims, as with lwsws.  lws also
  * tells it of every accepted connection: the accept gate (limits.c)
- * counts them there.
+ * counts them there.  It is also the protocol of every h2 stream that
+ * serves a file:// mount, and lws sizes each file piece (one DATA frame
+ * on h2) as pt_serv_buf_size capped by tx_packet_size: the cap keeps a
+ * file's frames within UDSP_H2_FRAME_MAX while pt_serv_buf_size stays
+ * large for reads.  It costs no send(): the h2 network connection (bound
+ * here too) sends up to tx_packet_size + LWS_PRE + 4 per call, a whole
+ * 16 KiB frame with its 9-byte header.
  */
 static const struct lws_protocols proto_http = {
-	"http-only", udsp_gate_callback, 0, 0, 0, NULL, 0
+	"http-only", udsp_gate_callback, 0, 0, 0, NULL, UDSP_H2_FRAME_MAX
 };
 
 static void

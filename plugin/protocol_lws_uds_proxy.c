@@ -220,6 +220,26 @@ vhd_destroy(struct udsp_vhd *vhd)
 	udsp_cache_destroy(vhd);
 }
 
+/*
+ * lws 4.1.6 checks every h2 DATA frame of a request that has a
+ * content-length against all the bytes left in its read buffer, not
+ * against the frame (lib/roles/h2/http2.c, "More rx than content_length
+ * told"): once a read holds the rest of a body and anything after it (the
+ * 9-byte header of the body's own last frame, the next stream's HEADERS,
+ * a SETTINGS ack), it sends GOAWAY PROTOCOL_ERROR and every stream on the
+ * connection dies.  The check runs only while the stream still holds its
+ * header table; the relay has taken all it needs from it by now (the head
+ * is built, the access log line begun), so give the table back.  lws
+ * still counts the body against rx_content_length and ends it there.
+ */
+static void
+udsp_h2_body_unguard(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0 &&
+	    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+		lws_http_headers_detach(wsi);
+}
+
 static int
 callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
@@ -270,7 +290,10 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!pss->pmo)
 			pss->pmo = lws_get_opaque_user_data(wsi);
 		lws_set_opaque_user_data(wsi, NULL);
-		return udsp_relay_start(vhd, wsi, pss, (const char *)in, len);
+		if (udsp_relay_start(vhd, wsi, pss, (const char *)in, len))
+			return -1;
+		udsp_h2_body_unguard(wsi);
+		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!pss || !pss->r)

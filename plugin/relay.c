@@ -18,7 +18,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#define UDSP_WRITE_MAX 16384	/* one DATA frame / one h1 write */
+/*
+ * One DATA frame / one h1 write.  On h2 each lws_write is one frame, and
+ * lws 4.1.6 neither splits frames nor reads the peer's
+ * SETTINGS_MAX_FRAME_SIZE: stay within its initial value, which every
+ * peer takes (RFC 9113 4.2).
+ */
+#define UDSP_H2_FRAME_MAX 16384
+#define UDSP_WRITE_MAX UDSP_H2_FRAME_MAX
 
 static const char * const state_names[] __attribute__((unused)) = {
 #define X(s) #s,
@@ -1080,6 +1087,35 @@ merge_first_piece(struct udsp_relay *r, uint8_t *p, const uint8_t *lim)
 	return p;
 }
 
+/*
+ * An h2 header block over UDSP_H2_FRAME_MAX (a backend head near
+ * max-header-kb) goes as HEADERS plus CONTINUATION frames (RFC 9113
+ * 6.10): lws 4.1.6 would send it as one oversized frame, which the client
+ * answers by closing the whole connection.  The frames leave back to back
+ * (lws queues what a socket does not take, in order), so nothing comes
+ * between them.  Each frame's 9-byte header is written over the end of
+ * the piece before it, which lws has already sent or copied.
+ */
+static int
+h2_write_head(struct lws *wsi, uint8_t *start, size_t len, int wp)
+{
+	int type = wp;
+
+	while (len > UDSP_H2_FRAME_MAX) {
+		if (lws_write(wsi, start, UDSP_H2_FRAME_MAX,
+			      (enum lws_write_protocol)(type |
+							LWS_WRITE_NO_FIN)) < 0)
+			return -1;
+		start += UDSP_H2_FRAME_MAX;
+		len -= UDSP_H2_FRAME_MAX;
+		/* END_STREAM, if any, rode on the HEADERS frame */
+		type = LWS_WRITE_HTTP_HEADERS_CONTINUATION;
+	}
+
+	return lws_write(wsi, start, len, (enum lws_write_protocol)type) < 0 ?
+									-1 : 0;
+}
+
 static int
 send_head(struct udsp_relay *r)
 {
@@ -1177,8 +1213,12 @@ send_head(struct udsp_relay *r)
 	if (!r->h2 && !r->no_body_out && udsp_buf_len(&r->o))
 		p = merge_first_piece(r, p, buf + r->vhd->scratch_len);
 
-	if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
-		      (enum lws_write_protocol)wp) < 0)
+	if (r->h2) {
+		if (h2_write_head(wsi, start, (size_t)lws_ptr_diff(p, start),
+				  wp))
+			goto bail;
+	} else if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
+			     (enum lws_write_protocol)wp) < 0)
 		goto bail;
 
 	ret = 0;
