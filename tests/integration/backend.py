@@ -44,6 +44,11 @@ Any route, query ?drop-next=before-body|after-body: the next request on
 this connection is logged ("dropped") and the connection closed without
 an answer, before or after its body is read.  ?close-after=1: answer
 without Connection: close, then close anyway.
+Any route, query ?close-every=K: the Kth, 2Kth... response on a
+connection says Connection: close and the connection closes right after
+it (nginx's keepalive_requests).  ?drop-every=K: the same without saying
+so.  ?shut-every=K: the same without saying so, as a half-close
+(shutdown(SHUT_WR)), then reading until the proxy closes (plain only).
 A leading /inside is stripped before routing (for inside-path mounts).
 --unix @NAME listens in the abstract namespace.
 """
@@ -241,6 +246,16 @@ class Conn:
             pass
         finally:
             try:
+                if getattr(self, "shut", False) and \
+                        self.writer.can_write_eof():
+                    # half-close: our answer is all, but we still read
+                    # until the proxy hangs up
+                    self.writer.write_eof()
+                    while await self.reader.read(65536):
+                        pass
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            try:
                 self.writer.close()
             except OSError:
                 pass
@@ -291,7 +306,23 @@ class Conn:
         is_head = method == "HEAD"
         seed = query_int(query, "seed") if query else 0
         close_after = query_int(query, "close-after") if query else 0
+        # closing after every Nth response on this connection
+        self.shut = False
+        for how in ("close-every", "drop-every", "shut-every"):
+            k = query_int(query, how) if query else 0
+            if k and self.nreq % k == 0:
+                if how == "close-every":
+                    keep = False
+                else:
+                    close_after = 1
+                    self.shut = how == "shut-every"
         ka = [] if keep else [["Connection", "close"]]
+        return await self.route(route, arg, query, method, target, version,
+                                headers, body_len, body_sha, is_head, seed,
+                                keep, ka) and not close_after
+
+    async def route(self, route, arg, query, method, target, version,
+                    headers, body_len, body_sha, is_head, seed, keep, ka):
 
         async def reply(status, hdrs, body=b""):
             hdrs = hdrs + ka
@@ -311,8 +342,7 @@ class Conn:
                    "body_length": body_len, "body_sha256": body_sha,
                    "conn": self.id, "req_on_conn": self.nreq}
             return await reply(200, [["Content-Type",
-                "application/json"]], json.dumps(doc).encode()) and \
-                not close_after
+                "application/json"]], json.dumps(doc).encode())
         if route == "stats":
             doc = {"connections": Stats.connections,
                    "requests": Stats.requests, "open": Stats.open,
