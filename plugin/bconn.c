@@ -623,6 +623,8 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 				/* lws closes fd after this callback */
 				bc->tailfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 				if (bc->tailfd >= 0) {
+					udsp_info(bc->r, "backend closed, its "
+						  "rest still to read");
 					bc->busy = 0;
 					bconn_uncount(bc);
 					return 0;
