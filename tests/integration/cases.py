@@ -1435,7 +1435,7 @@ TAIL_LOAD = [
     "/tlsn/bytes/524288?hangup-every=1",
     "/tlsn/chunked/524288?hangup-every=3",
 ]
-TAIL_LOAD_N = 500
+TAIL_LOAD_N = 300
 
 
 @case("backend-close-load", backends=TAIL_BACKENDS, timeout=120)
