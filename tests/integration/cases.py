@@ -1427,12 +1427,13 @@ def t_close_paused_gone(env, proto):
 
 
 TAIL_LOAD = [
-    # 512 KiB, the backend ending connections in each of its ways
-    "/app/bytes/524288?close-every=1",
+    # 512 KiB, the backend ending connections in each of its ways; with a
+    # bigger socket buffer (sndbuf), more of the response waits there
+    "/app/bytes/524288?close-every=1&sndbuf=1048576",
     "/app/chunked/524288?close-every=5",
     "/app/bytes/524288?drop-every=3",
     "/app/bytes/524288?shut-every=2",
-    "/tlsn/bytes/524288?hangup-every=1",
+    "/tlsn/bytes/524288?hangup-every=1&sndbuf=1048576",
     "/tlsn/chunked/524288?hangup-every=3",
 ]
 TAIL_LOAD_N = 300
