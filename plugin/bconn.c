@@ -79,9 +79,6 @@ bconn_free(struct udsp_bconn *bc)
 	}
 	if (bc->ssl)
 		SSL_free(bc->ssl);	/* frees both BIOs */
-	/* before kick_queue(), which may connect again at once */
-	bc->tailfd = -1;
-	bc->ssl = NULL;
 	bconn_uncount(bc);
 	free(bc);
 }
@@ -565,7 +562,6 @@ tail_cb(lws_sorted_usec_list_t *sul)
 {
 	struct udsp_bconn *bc = lws_container_of(sul, struct udsp_bconn,
 						 sul_tail);
-
 	int done;
 
 	bc->busy = 1;
