@@ -1310,10 +1310,16 @@ def t_upload_pause(env, proto):
 # is complete is a success however the connection ends.
 
 TAIL_BACKENDS = (("main", "unix"), ("tls", "tls-unix"))
-TAIL_SIZE = 4 * 1024 * 1024
-# The backend puts the whole response into the socket (a big SO_SNDBUF),
-# then closes it at once: no Connection: close, no TLS close_notify.
-TAIL_Q = "sndbuf=4194304&hangup-every=1"
+# The backend puts the whole response into the socket (a big SO_SNDBUF,
+# which the kernel caps at twice net.core.wmem_max), then closes it at
+# once: no Connection: close, no TLS close_notify.
+try:
+    with open("/proc/sys/net/core/wmem_max") as _f:
+        _WMEM_MAX = int(_f.read())
+except (OSError, ValueError):
+    _WMEM_MAX = 212992
+TAIL_SIZE = min(4 * 1024 * 1024, _WMEM_MAX)
+TAIL_Q = "sndbuf=%d&hangup-every=1" % TAIL_SIZE
 TAIL_ROUTES = [("/app", "main", "bytes"), ("/app", "main", "chunked"),
                ("/tlsn", "tls", "bytes"), ("/tlsn", "tls", "chunked")]
 
