@@ -107,11 +107,21 @@ struct udsp_bconn {
 	uint8_t			*tlsout;	/* owned: ciphertext pending */
 	size_t			tlsout_len;
 	lws_usec_t		idle_since;	/* when it went to the pool */
+	/*
+	 * After lws closed the wsi with response bytes still unread in the
+	 * socket (it does so on a hang-up while rx is paused): our own copy
+	 * of the socket, read as the relay makes room.  -1: none.
+	 */
+	int			tailfd;		/* owned */
+	lws_sorted_usec_list_t	sul_tail;	/* reads the tail */
 	unsigned int		connected:1;
 	unsigned int		tls_up:1;
 	unsigned int		reused:1;
 	unsigned int		paused:1;	/* rx flow-controlled */
 	unsigned int		dead:1;		/* must not be reused */
+	unsigned int		busy:1;		/* reading its tail: the
+						 * release frees it not */
+	unsigned int		uncounted:1;	/* left be->nconns */
 };
 
 #define UDSP_RSTATES(X) \

@@ -332,7 +332,11 @@ class Backend:
         else:
             s = socket.create_connection(("127.0.0.1", self.port),
                                          timeout=10)
-        check(not self.tls, "stats() speaks plain HTTP only")
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(s, server_hostname="localhost")
         s.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n"
                   b"Connection: close\r\n\r\n")
         data = b""
@@ -668,8 +672,8 @@ class Env:
     def h2client(self):
         return H2Client(self.https_port)
 
-    def raw_h1(self):
-        return RawH1(self.http_port)
+    def raw_h1(self, rcvbuf=None):
+        return RawH1(self.http_port, rcvbuf)
 
     # -- health ----------------------------------------------------------
 
@@ -736,8 +740,13 @@ class Env:
 class RawH1:
     """A plain socket speaking h1 by hand, to see exact framing."""
 
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    def __init__(self, port, rcvbuf=None):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            # before connect(), so that the window is small from the start
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(15)
+        self.s.connect(("127.0.0.1", port))
         self.buf = b""
 
     def send(self, data):
