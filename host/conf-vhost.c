@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,7 +90,7 @@ on_mount(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		udsp_hc_list_to_pvos(pc, v->j, &mb->cgienv, 0, "");
 		break;
 	case M_CACHE_MAX_AGE:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			mb->m.cache_max_age = (int)v->i;
 		break;
 	case M_CACHE_REUSE:

@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,7 +401,7 @@ udsp_gate_start(struct lws_context *cx, int max_conns)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return -1;
-	g.nofile = rl.rlim_cur > 0x7fffffff ? 0x7fffffff : (int)rl.rlim_cur;
+	g.nofile = rl.rlim_cur > INT_MAX ? INT_MAX : (int)rl.rlim_cur;
 
 	if (pipe2(g.quiet, O_CLOEXEC)) {
 		lwsl_err("accept gate: pipe: %s\n", strerror(errno));

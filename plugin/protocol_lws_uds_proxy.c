@@ -8,6 +8,7 @@
 #include "headers.h"
 #include "strlist.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <unistd.h>
@@ -23,6 +24,14 @@ static const char * const default_fwd[] = {
 	"priority", "dnt", "x-client-version",
 };
 
+/*
+ * The per-vhost scratch (private.h) holds a response head of up to
+ * max-header-kb, or the onward request target: the origin's inside path
+ * and up to this many bytes of decoded path and query, each of which may
+ * go out re-encoded as "%XX" (urlenc.h), hence three times as many.
+ */
+#define UDSP_TARGET_DECODED_MAX	8192
+
 static int
 pvo_uint(void *in, const char *name, unsigned int def, unsigned int *out)
 {
@@ -34,7 +43,7 @@ pvo_uint(void *in, const char *name, unsigned int def, unsigned int *out)
 	if (lws_pvo_get_str(in, name, &v))
 		return 0;
 	u = strtoul(v, &e, 10);
-	if (!*v || *e || u > 0x7fffffff) {
+	if (!*v || *e || u > INT_MAX) {
 		lwsl_err("%s: option '%s': '%s' is not a number\n",
 			 UDSP_PROTOCOL_NAME, name, v);
 		return -1;
@@ -113,7 +122,8 @@ conf_init(struct udsp_vhd *vhd, void *in)
 		if (add_fwd(vhd, s, n))
 			return -1;
 
-	vhd->scratch_len = LWS_PRE + c->max_header + 3 * 8192 + UDSP_INSIDE_MAX;
+	vhd->scratch_len = LWS_PRE + c->max_header +
+			   3 * UDSP_TARGET_DECODED_MAX + UDSP_INSIDE_MAX;
 	vhd->scratch = malloc(vhd->scratch_len);
 	if (!vhd->scratch)
 		return -1;
