@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,16 +23,6 @@
  * docs/lws-notes.md N22
  */
 #define MAX_H2_STREAMS	250
-
-static const char *
-pvo_get(const struct lws_protocol_vhost_options *pvo, const char *name)
-{
-	for (; pvo; pvo = pvo->next)
-		if (!strcmp(pvo->name, name))
-			return pvo->value;
-
-	return NULL;
-}
 
 /* ----------------------------------------------------------------- mounts */
 
@@ -99,7 +90,7 @@ on_mount(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		udsp_hc_list_to_pvos(pc, v->j, &mb->cgienv, 0, "");
 		break;
 	case M_CACHE_MAX_AGE:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			mb->m.cache_max_age = (int)v->i;
 		break;
 	case M_CACHE_REUSE:
@@ -352,16 +343,6 @@ need(struct udsp_hc_pc *pc, struct vb *vb, const char *name, const char *why)
 }
 
 /* the per-vhost pvo that enables a protocol, created if missing */
-static const struct lws_protocol_vhost_options *
-pvo_get_opt(const struct lws_protocol_vhost_options *pvo, const char *name)
-{
-	for (; pvo; pvo = pvo->next)
-		if (!strcmp(pvo->name, name))
-			return pvo;
-
-	return NULL;
-}
-
 static struct lws_protocol_vhost_options *
 vhost_pvo(struct udsp_hc_pc *pc, struct vb *vb, const char *name)
 {
@@ -513,30 +494,31 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 			perr(pc, "origin '%s': no protocol name", mb->origin);
 			return;
 		}
-		if (!strcmp(m->origin, UDSP_PROXY_PROTOCOL)) {
-			backend = pvo_get(m->cgienv, "backend");
-			if (!backend) {
-				/* else the vhost-wide default must exist */
-				const struct lws_protocol_vhost_options *pv =
-					pvo_get_opt(vb->vh->info.pvo,
-						    UDSP_PROXY_PROTOCOL);
+		if (!strcmp(m->origin, UDSP_PROTOCOL_NAME)) {
+			const struct lws_protocol_vhost_options *pv;
 
-				backend = pv ? pvo_get(pv->options,
-						       "backend") : NULL;
+			pv = lws_pvo_search(m->cgienv, "backend");
+			if (!pv) {
+				/* else the vhost-wide default must exist */
+				pv = lws_pvo_search(vb->vh->info.pvo,
+						    UDSP_PROTOCOL_NAME);
+				pv = pv ? lws_pvo_search(pv->options,
+							 "backend") : NULL;
 			}
-			if (!backend) {
+			if (!pv) {
 				perr(pc, "mount '%s' on %s needs a pmo "
 					 "\"backend\" or a \"backend\" "
 					 "option of %s in ws-protocols",
-					 m->mountpoint, UDSP_PROXY_PROTOCOL,
-					 UDSP_PROXY_PROTOCOL);
+					 m->mountpoint, UDSP_PROTOCOL_NAME,
+					 UDSP_PROTOCOL_NAME);
 				return;
 			}
+			backend = pv->value;
 		}
 		break;
 	case LWSMPRO_HTTP:
 	case LWSMPRO_HTTPS:
-		if (pvo_get(mb->pmo, "backend")) {
+		if (lws_pvo_search(mb->pmo, "backend")) {
 			perr(pc, "mount '%s': proxy origin and pmo "
 				 "\"backend\" both given", m->mountpoint);
 			return;
@@ -553,8 +535,8 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 		bpvo->next = mb->pmo;
 		m->cgienv = bpvo;
 		m->origin_protocol = LWSMPRO_CALLBACK;
-		m->origin = UDSP_PROXY_PROTOCOL;
-		m->protocol = UDSP_PROXY_PROTOCOL;
+		m->origin = UDSP_PROTOCOL_NAME;
+		m->protocol = UDSP_PROTOCOL_NAME;
 		break;
 	default:
 		break;
@@ -580,7 +562,7 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 			return;
 		}
 		/* the plugin's per-vhost init wants to see it enabled */
-		if (!vhost_pvo(pc, vb, UDSP_PROXY_PROTOCOL))
+		if (!vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
 			return;
 	}
 
@@ -665,7 +647,7 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 	const struct lws_protocol_vhost_options **tail;
 	struct lws_protocol_vhost_options *pvo, *al;
 
-	pvo = vhost_pvo(pc, vb, UDSP_PROXY_PROTOCOL);
+	pvo = vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME);
 	if (!pvo)
 		return;
 	for (tail = &pvo->options; *tail;
@@ -674,7 +656,7 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 		if (!strcmp((*tail)->name, "access-log")) {
 			perr(pc, "access-log is given both as a vhost key and "
 				 "as an option of %s in ws-protocols",
-				 UDSP_PROXY_PROTOCOL);
+				 UDSP_PROTOCOL_NAME);
 			return;
 		}
 	al = udsp_hc_pvo_new(pc, "access-log", vb->vh->access_log);

@@ -21,8 +21,6 @@
 #include "origin.h"
 #include "h1_codec.h"
 
-#define UDSP_PROTOCOL_NAME "lws-uds-proxy"
-
 /* 4.1.6 has no per-object log tags: prefix lines with our request id. */
 #define udsp_dbg(r, fmt, ...) \
 	lwsl_debug("%s: r%lu: " fmt "\n", __func__, (r)->id, ##__VA_ARGS__)
@@ -104,8 +102,6 @@ struct udsp_bconn {
 	SSL			*ssl;	/* owned (TLS backends) */
 	BIO			*rbio;	/* owned by ssl */
 	BIO			*wbio;	/* owned by ssl */
-	uint8_t			*tlsout;	/* owned: ciphertext pending */
-	size_t			tlsout_len;
 	lws_usec_t		idle_since;	/* when it went to the pool */
 	/*
 	 * After lws closed the wsi with response bytes still unread in the

@@ -7,6 +7,7 @@
  */
 #include "private.h"
 #include "headers.h"
+#include "strlist.h"
 #include "urlenc.h"
 
 #include <sys/socket.h>
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <strings.h>
-#include <ctype.h>
 
 #if LWS_LIBRARY_VERSION_MAJOR > 4 || \
     (LWS_LIBRARY_VERSION_MAJOR == 4 && LWS_LIBRARY_VERSION_MINOR >= 3)
@@ -274,30 +274,19 @@ mount_custom(struct udsp_relay *r, struct sbuf *b, const char *list,
 	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
 {
 	char name[66];
-	const char *s = list, *e;
-	size_t nl, k;
+	const char *s;
+	size_t nl;
 	int n, dup;
 
-	while (s && *s) {
-		while (*s == ',' || *s == ' ' || *s == '\t')
-			s++;
-		e = s;
-		while (*e && *e != ',' && *e != ' ' && *e != '\t')
-			e++;
-		nl = (size_t)(e - s);
-		if (nl && nl < sizeof(name) - 1 && udsp_hdr_name_ok(s, nl) &&
-		    udsp_hdr_req_forward(s, nl, conn, conn_len)) {
-			for (k = 0; k < nl; k++)
-				name[k] = (char)tolower((unsigned char)s[k]);
-			name[nl] = ':';
-			name[nl + 1] = '\0';
-			for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
-				dup = !strcmp(r->vhd->fwd[n], name);
-			if (!dup && copy_custom(r->cwsi, b, name, nl, tmp,
-						tmplen))
-				return -1;
-		}
-		s = e;
+	while ((s = udsp_list_next(&list, &nl))) {
+		if (!udsp_hdr_name_ok(s, nl) ||
+		    !udsp_hdr_req_forward(s, nl, conn, conn_len) ||
+		    !udsp_hdr_custom_name(name, sizeof(name), s, nl))
+			continue;
+		for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
+			dup = !strcmp(r->vhd->fwd[n], name);
+		if (!dup && copy_custom(r->cwsi, b, name, nl, tmp, tmplen))
+			return -1;
 	}
 
 	return 0;

@@ -36,8 +36,9 @@ keys() {
 }
 {
 	keys "$src/host/conf.c" "$src/host/conf-vhost.c"
-	# the plugin's options: pvo_uint(pvo, "name", ...), pvo_get(pvo, "name")
-	grep -ohE 'pvo_(uint|get)\(pvo, "[a-z0-9-]+"' "$src"/plugin/*.c |
+	# the plugin's options: pvo_uint(in, "name", ...),
+	# lws_pvo_get_str(in, "name", ...)
+	grep -ohE '(pvo_uint|lws_pvo_get_str)\(in, "[a-z0-9-]+"' "$src"/plugin/*.c |
 		sed -E 's/.*"(.*)"/\1/'
 } | sort -u >"$tmp/keys"
 n=$(wc -l <"$tmp/keys")
