@@ -33,14 +33,21 @@ _STREAMS_435 = (
     "ops-h2.c:75 stock 24; only info->http2_settings raises it, ops-h2.c:582,"
     " and lejp-conf.c has no key for it); GOAWAY at http2.c:1283.")
 _H2_BODY_435 = (
-    "h2 request body with content-length over ~16 KiB: lws 4.3.5 sends "
-    "GOAWAY PROTOCOL_ERROR 'More rx than content_length told' when a DATA "
-    "frame is parsed in more than one piece and the body left is shorter "
-    "than the whole frame (lib/roles/h2/http2.c:2202-2217 compares "
-    "rx_content_remain with the frame length, not with what is left of "
-    "it); lwsws reads in pt_serv_buf_size = 8192 pieces (lwsws/main.c:151),"
-    " so every 16 KiB frame near the end of a body trips it, whatever the "
-    "plugin does (also with the plugin's window top-up disabled).")
+    "h2 request body: lws 4.3.5 sends GOAWAY PROTOCOL_ERROR 'More rx than "
+    "content_length told' when a DATA frame is parsed in more than one "
+    "piece and the body left is shorter than the whole frame (lib/roles/h2/"
+    "http2.c:2202-2217 compares rx_content_remain with the frame length); "
+    "the check runs only while the stream still holds its header table, "
+    "which the plugin now gives back as soon as it has the request "
+    "(lws_http_headers_detach), so only what lws parses before the "
+    "plugin's first callback can still trip it: ")
+_H2_BODY_435_H2LOAD = _H2_BODY_435 + (
+    "h2load -m4 -d sends bodies in its first flight (README Limits); "
+    "passed 2 of 3 runs here.")
+_H2_BODY_435_411 = (
+    "an h2 body without content-length: the plugin's 411 did not arrive "
+    "within 30 s under 4.3.5 (lws 4.3.5 reports END_STREAM for such a "
+    "body, so the 411 rule could be lifted there; not done).")
 _ORDER = (
     "the app's callback mount on \"/\" is listed after the longer file "
     "mounts \"/error.css\" and \"/static\": lws_find_mount() lets a "
@@ -66,25 +73,12 @@ EXCLUDED = {
         "h2-100-streams-h2load-h2": _STREAMS_435,
         "h2-100-streams-distinct-h2": _STREAMS_435,
         "h2-50-uploads-h2": _STREAMS_435,
-        "upload-cl-h2": _H2_BODY_435,
-        "slow-upload-cl-h2": _H2_BODY_435,
-        "pool-backend-closed-h2": _H2_BODY_435,
-        "pool-post-dropped-h2": _H2_BODY_435,
-        "upload-chunked-h2": _H2_BODY_435 + " (the 411 answer to a body "
-        "without content-length did not arrive under load)",
-        "upload-client-pause-h2": _H2_BODY_435,
-        "h2-upload-nghttp-h2": _H2_BODY_435,
-        "h2-upload-h2load-h2": _H2_BODY_435,
-        "h2-upload-curl-h2": _H2_BODY_435,
-        "h2-upload-python-h2": _H2_BODY_435,
+        "upload-chunked-h2": _H2_BODY_435_411,
+        "h2-upload-h2load-h2": _H2_BODY_435_H2LOAD,
         "h2-upload-first-flight-h2": (
             "asserts lws 4.1.6's check and its log line (lib/roles/h2/"
             "http2.c:2061-2076 of Debian's 4.1.6); 4.3.5 checks against "
             "the frame instead: " + _H2_BODY_435[:60] + "..."),
-        "client-gone-upload-h2": (
-            "unsettled: hung past 90 s once and passed once under 4.3.5 "
-            "(an h2 upload that stops half-way; see " + _H2_BODY_435[:40] +
-            "...)"),
     },
 }
 
