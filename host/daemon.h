@@ -80,6 +80,19 @@ udsp_serve_close_listeners(struct udsp_quiet *q);
 int
 udsp_listeners_each(const char *who, int (*fn)(int fd, void *arg), void *arg);
 
+/* tlsbuf.c: accepted TLS connections write through a buffer of ours that
+ * is sent after each service round */
+int
+udsp_tlsbuf_init(struct lws_context *cx);
+void
+udsp_tlsbuf_stop(void);
+void
+udsp_tlsbuf_destroy(void);
+void
+udsp_tlsbuf_attach(struct lws *wsi);
+void
+udsp_tlsbuf_flush(void);
+
 /* limits.c */
 void
 udsp_nofile_raise(void);
