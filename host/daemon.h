@@ -66,6 +66,19 @@ udsp_serve_check(const struct udsp_opts *o);
 int
 udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd);
 
+/* tlsbuf.c: accepted TLS connections write through a buffer of ours that
+ * is sent after each service round */
+int
+udsp_tlsbuf_init(struct lws_context *cx);
+void
+udsp_tlsbuf_stop(void);
+void
+udsp_tlsbuf_destroy(void);
+void
+udsp_tlsbuf_attach(struct lws *wsi);
+void
+udsp_tlsbuf_flush(void);
+
 /* limits.c */
 void
 udsp_nofile_raise(void);

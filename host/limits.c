@@ -305,6 +305,10 @@ udsp_gate_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	char why[48];
 	int fd;
 
+	if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED)
+		/* after lws made its SSL, before it reads a request */
+		udsp_tlsbuf_attach(wsi);
+
 	if (!g.on)
 		goto dummy;
 

@@ -646,6 +646,9 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	}
 
 	s.client_ctx = shared_client_ctx();
+	if (udsp_tlsbuf_init(context))
+		lwsl_warn("TLS write buffering unavailable: one send() per "
+			  "TLS record\n");
 
 	if (go_fd >= 0) {
 		udsp_proc_tell(st_fd, UDSP_ST_PREPARED);
@@ -682,6 +685,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 		if (deprecate_req && !s.deprecated)
 			deprecate(&s);
 		n = lws_service(context, 0);
+		udsp_tlsbuf_flush();
 		log_timer(&s);
 	}
 	udsp_gate_stop();
@@ -695,9 +699,11 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 bail_ctx:
 	lws_sul_cancel(&s.sul_drain);
 	lws_sul_cancel(&s.sul_log);
+	udsp_tlsbuf_stop();
 	udsp_log_flush(1);
 	lws_context_destroy(context);
 	context = NULL;
+	udsp_tlsbuf_destroy();
 	while (s.quiet.n)
 		close(s.quiet.fd[--s.quiet.n]);
 	if (s.client_ctx)
