@@ -117,7 +117,7 @@ udsp_stats_render_json(char *buf, size_t len, const struct udsp_stats_proc *p,
 		s = v[i].st;
 		put(&o, "%s{\"vhost\":\"", i ? "," : "");
 		put_esc(&o, v[i].vhost, 1);
-		put(&o, "\",\"backend\":\"");
+		put(&o, "\",\"port\":%d,\"backend\":\"", v[i].port);
 		put_esc(&o, v[i].backend, 1);
 		put(&o, "\",\"up\":%s,\"requests\":%llu,\"responses\":{",
 		    v[i].up ? "true" : "false",
@@ -164,9 +164,10 @@ meta(struct out *o, const char *name, const char *type, const char *help)
 static void
 labels(struct out *o, const struct udsp_stats_view *v)
 {
+	/* vhost names need not be unique: the port tells them apart */
 	put(o, "vhost=\"");
 	put_esc(o, v->vhost, 0);
-	put(o, "\",backend=\"");
+	put(o, "\",port=\"%d\",backend=\"", v->port);
 	put_esc(o, v->backend, 0);
 	put(o, "\"");
 }

@@ -43,6 +43,7 @@ udsp_stats_count_latency(struct udsp_stats *s, uint64_t usec);
 /* One backend as the renderers see it */
 struct udsp_stats_view {
 	const char		*vhost;
+	int			port;		/* the vhost's listen port */
 	const char		*backend;	/* its origin string */
 	const struct udsp_stats	*st;
 	unsigned int		conns_open;	/* busy + idle */

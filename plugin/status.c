@@ -162,6 +162,7 @@ render(int prom, char *buf, size_t len)
 	for (i = 0; i < nvhds; i++)
 		for (be = vhds[i]->backends; be; be = be->next) {
 			v[n].vhost = lws_get_vhost_name(vhds[i]->vh);
+			v[n].port = lws_get_vhost_port(vhds[i]->vh);
 			v[n].backend = be->spec;
 			v[n].st = &be->st;
 			v[n].conns_open = be->nconns;

@@ -34,8 +34,8 @@ main(void)
 	struct udsp_stats s;
 	struct udsp_stats_proc p = { 4242, 12.5, 1, 3 };
 	struct udsp_stats_view v[2] = {
-		{ "main", "http://+/run/a.sock:/", &s, 3, 2, 1 },
-		{ "o\"t\\h\ner", "http://+/run/b.sock:/", &s, 0, 0, 0 },
+		{ "main", 80, "http://+/run/a.sock:/", &s, 3, 2, 1 },
+		{ "o\"t\\h\ner", 0, "http://+/run/b.sock:/", &s, 0, 0, 0 },
 	};
 	char *buf, small[64];
 	const char *bad;
@@ -75,7 +75,7 @@ main(void)
 	CHECK(has(buf, "{\"process\":{\"pid\":4242,\"uptime_seconds\":12.500,"
 		  "\"worker\":1,\"workers\":3,\"covers\":\"this worker "
 		  "process only\"},\"latency_buckets_seconds\":[0.001,0.0025,"));
-	CHECK(has(buf, ",5,10],\"backends\":[{\"vhost\":\"main\","
+	CHECK(has(buf, ",5,10],\"backends\":[{\"vhost\":\"main\",\"port\":80,"
 		  "\"backend\":\"http://+/run/a.sock:/\",\"up\":true,"
 		  "\"requests\":7,\"responses\":{\"1xx\":1,\"2xx\":2,"
 		  "\"3xx\":0,\"4xx\":1,\"5xx\":0,\"other\":1},"
@@ -98,25 +98,25 @@ main(void)
 	CHECK(has(buf, "lws_uds_proxy_process_info{pid=\"4242\","
 		  "worker=\"1\"} 1\n"));
 	CHECK(has(buf, "# TYPE lws_uds_proxy_backend_requests_total counter\n"
-		  "lws_uds_proxy_backend_requests_total{vhost=\"main\","
+		  "lws_uds_proxy_backend_requests_total{vhost=\"main\",port=\"80\","
 		  "backend=\"http://+/run/a.sock:/\"} 7\n"));
-	CHECK(has(buf, "lws_uds_proxy_backend_responses_total{vhost=\"main\","
+	CHECK(has(buf, "lws_uds_proxy_backend_responses_total{vhost=\"main\",port=\"80\","
 		  "backend=\"http://+/run/a.sock:/\",class=\"2xx\"} 2\n"));
-	CHECK(has(buf, "lws_uds_proxy_proxy_responses_total{vhost=\"main\","
+	CHECK(has(buf, "lws_uds_proxy_proxy_responses_total{vhost=\"main\",port=\"80\","
 		  "backend=\"http://+/run/a.sock:/\",code=\"503\"} 1\n"));
 	CHECK(has(buf, "# TYPE lws_uds_proxy_backend_head_latency_seconds "
 		  "histogram\n"));
-	CHECK(has(buf, "_bucket{vhost=\"main\",backend=\"http://+/run/a.sock:/"
+	CHECK(has(buf, "_bucket{vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/"
 		  "\",le=\"0.001\"} 2\n"));
-	CHECK(has(buf, "_bucket{vhost=\"main\",backend=\"http://+/run/a.sock:/"
+	CHECK(has(buf, "_bucket{vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/"
 		  "\",le=\"10\"} 3\n"));
-	CHECK(has(buf, "_bucket{vhost=\"main\",backend=\"http://+/run/a.sock:/"
+	CHECK(has(buf, "_bucket{vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/"
 		  "\",le=\"+Inf\"} 4\n"));
 	CHECK(has(buf, "lws_uds_proxy_backend_head_latency_seconds_sum{vhost="
-		  "\"main\",backend=\"http://+/run/a.sock:/\"} 20.002001\n"));
+		  "\"main\",port=\"80\",backend=\"http://+/run/a.sock:/\"} 20.002001\n"));
 	CHECK(has(buf, "lws_uds_proxy_backend_head_latency_seconds_count{"
-		  "vhost=\"main\",backend=\"http://+/run/a.sock:/\"} 4\n"));
-	CHECK(has(buf, "lws_uds_proxy_backend_up{vhost=\"o\\\"t\\\\h\\ner\","
+		  "vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/\"} 4\n"));
+	CHECK(has(buf, "lws_uds_proxy_backend_up{vhost=\"o\\\"t\\\\h\\ner\",port=\"0\","
 		  "backend=\"http://+/run/b.sock:/\"} 0\n"));
 	CHECK(buf[n - 1] == '\n');
 	free(buf);
