@@ -300,6 +300,8 @@ item_ok(const char *it, size_t len)
 		return 0;
 	memcpy(tmp, it, len);
 	tmp[len] = '\0';
+	if (!strcmp(tmp, "unix"))
+		return 1;
 	slash = strchr(tmp, '/');
 	if (slash)
 		*slash++ = '\0';
@@ -318,6 +320,19 @@ item_ok(const char *it, size_t len)
 	}
 
 	return bits <= max;
+}
+
+int
+udsp_list_has_unix(const char *list)
+{
+	const char *it, *c = list;
+	size_t n;
+
+	while ((it = udsp_list_next(&c, &n)))
+		if (n == 4 && !strncmp(it, "unix", 4))
+			return 1;
+
+	return 0;
 }
 
 int

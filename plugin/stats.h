@@ -70,9 +70,13 @@ size_t
 udsp_stats_render_prom(char *buf, size_t len, const struct udsp_stats_proc *p,
 		       const struct udsp_stats_view *v, int n);
 
+/* Does the list have the item "unix": clients of a unix-socket listener */
+int
+udsp_list_has_unix(const char *list);
+
 /*
  * Check a status-allow list (addresses and CIDR prefixes, as
- * udsp_addr_in_list() in headers.h matches them).  0: every item is one;
+ * udsp_addr_in_list() in headers.h matches them, and "unix").  0: every item is one;
  * -1: not, or no item at all; *bad (when given) is the offending item,
  * *badlen its length.
  */

@@ -191,7 +191,7 @@ int
 udsp_status_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 {
 	const struct lws_protocol_vhost_options *allow;
-	const char *kind = udsp_status_kind(pss->pmo);
+	const char *kind = udsp_status_kind(pss->pmo), *al;
 	struct udsp_status_ans *a;
 	char peer[48];
 	int prom = !strcmp(kind, "prometheus");
@@ -204,8 +204,9 @@ udsp_status_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 	if (!a)
 		return -1;
 	pss->st = a;
-	if (!udsp_addr_in_list(allow ? allow->value : STATUS_ALLOW_DEFAULT,
-			       peer)) {
+	al = allow ? allow->value : STATUS_ALLOW_DEFAULT;
+	/* a unix-socket listener's clients have no address */
+	if (peer[0] ? !udsp_addr_in_list(al, peer) : !udsp_list_has_unix(al)) {
 		lwsl_notice("%s: status: %s not in status-allow: 403\n",
 			    UDSP_PROTOCOL_NAME, peer[0] ? peer : "(unix)");
 		a->status = 403;

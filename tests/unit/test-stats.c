@@ -26,6 +26,7 @@ main(void)
 	static const char *lists_ok[] = {
 		"127.0.0.1", "127.0.0.1, ::1", "10.0.0.0/8", "::/0",
 		"0.0.0.0/0 ::ffff:127.0.0.1", "fe80::/10,192.168.1.1/32",
+		"unix", "127.0.0.1 unix",
 	};
 	static const char *lists_bad[] = {
 		"", " , ", "localhost", "10.0.0.0/33", "::1/129", "10.0.0.0/",
@@ -135,6 +136,8 @@ main(void)
 		CHECK(!udsp_addr_list_check(lists_ok[i], NULL, NULL));
 	for (i = 0; i < sizeof(lists_bad) / sizeof(lists_bad[0]); i++)
 		CHECK(udsp_addr_list_check(lists_bad[i], NULL, NULL) == -1);
+	CHECK(udsp_list_has_unix("::1, unix") && !udsp_list_has_unix("::1") &&
+	      !udsp_list_has_unix("unixx") && !udsp_list_has_unix(NULL));
 	CHECK(udsp_addr_list_check("::1, nope 10.0.0.1", &bad, &blen) == -1 &&
 	      blen == 4 && !strncmp(bad, "nope", 4));
 
