@@ -2141,3 +2141,39 @@ def t_status_load(env, proto):
             env.backends["main"].origin("/"))
     eq((b["requests"], b["responses"]["2xx"], b["head_latency"]["count"]),
        (n, n, n), "requests, 2xx, latency count after the load")
+
+
+@case("status-workers", protos=("h1",), mounts=_status_mounts)
+def t_status_workers(env, proto):
+    """count-processes 2: each answer is one worker's own, and says so."""
+    from harness import children
+    if env.lwsws:
+        return      # lwsws has no count-processes
+    env.daemon.stop()
+    env.start_daemon(mounts=_status_mounts(env),
+                     global_extra={"count-processes": "2"})
+    workers = children(env.serving_pid())
+    eq(len(workers), 2, "worker processes")
+    main = env.backends["main"].origin("/")
+    seen, sent = {}, {}
+    for i in range(10):
+        # each curl a new connection, which either worker may take; the
+        # request and the status after it share it (keep-alive)
+        r = env.curl(proto, "/app/bytes/10", urls_after=["/status"])
+        eq([x["http_code"] for x in r.info["all"]], [200, 200],
+           "request and status")
+        import json
+        st = json.loads(r.body)
+        p = st["process"]
+        eq((p["workers"], p["covers"]), (2, "this worker process only"),
+           "what the answer covers")
+        check(p["pid"] in workers and p["worker"] in (0, 1),
+              "answered by %r, workers are %r", p, workers)
+        sent[p["pid"]] = sent.get(p["pid"], 0) + 1
+        seen[p["pid"]] = (p["worker"],
+                          _be(st, env.http_port, main)["requests"])
+    print("answers by pid: (worker, requests counted)", seen)
+    # one worker index per pid; each counts exactly what it was sent
+    eq(len({w for w, _ in seen.values()}), len(seen), "worker indexes")
+    eq({pid: n for pid, (_, n) in seen.items()}, sent,
+       "requests counted by each worker")
