@@ -243,6 +243,8 @@ struct udsp_status_ans {
 	const char	*ctype;
 	int		status;
 	unsigned int	head_sent:1;
+	unsigned int	head_req:1;	/* HEAD: no body */
+	unsigned int	h2:1;
 };
 
 struct udsp_pss {

@@ -224,6 +224,14 @@ udsp_status_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 	}
 	if (!a->body)
 		return -1;
+	{
+		char *uri;
+		int ulen;
+
+		a->head_req = lws_http_get_uri_and_method(wsi, &uri, &ulen) ==
+			      LWSHUMETH_HEAD;
+	}
+	a->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0;
 	lws_callback_on_writable(wsi);
 
 	return 0;
@@ -248,6 +256,14 @@ udsp_status_writeable(struct lws *wsi, struct udsp_pss *pss)
 		    lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
 		a->head_sent = 1;
+		if (a->head_req) {
+			/* h2 ends the stream with an empty DATA frame */
+			if (a->h2 && lws_write(wsi, start, 0,
+					       LWS_WRITE_HTTP_FINAL) < 0)
+				return -1;
+			a->off = a->len;
+			goto done;
+		}
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -265,6 +281,7 @@ udsp_status_writeable(struct lws *wsi, struct udsp_pss *pss)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
+done:
 	/* an h1 keep-alive connection keeps the pss for its next request */
 	udsp_status_free(pss);
 	if (lws_http_transaction_completed(wsi))

@@ -2039,6 +2039,21 @@ def t_status_json(env, proto):
     # the other vhost (other protocol) counts its own, none here
     other = env.https_port if proto == "h1" else env.http_port
     eq(_be(st, other, main)["requests"], 0, "requests on the other vhost")
+    # HEAD: the head only; then a GET on the same connection, whose head
+    # would come after a stray body
+    if proto == "h1":
+        c = env.raw_h1()
+        c.send(b"HEAD /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        eq(c.read_head()[1], 200, "HEAD /status")
+        c.send(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, code, hs = c.read_head()
+        eq(code, 200, "GET /status after HEAD")
+        body = c.read_exact(int(hdr1(hs, "content-length")))
+        check(body.startswith(b'{"process"'), "GET after HEAD: %r",
+              body[:100])
+    else:
+        r = env.curl(proto, "/status", method="HEAD")
+        eq((r.status, r.info["size_download"]), (200, 0), "h2 HEAD /status")
 
 
 def _prom_parse(text):
