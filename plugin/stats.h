@@ -76,9 +76,9 @@ udsp_list_has_unix(const char *list);
 
 /*
  * Check a status-allow list (addresses and CIDR prefixes, as
- * udsp_addr_in_list() in headers.h matches them, and "unix").  0: every item is one;
- * -1: not, or no item at all; *bad (when given) is the offending item,
- * *badlen its length.
+ * udsp_addr_in_list() in headers.h matches them, and "unix").  0: every
+ * item is one; -1: not, or no item at all; *bad (when given) is the
+ * offending item, *badlen its length.
  */
 int
 udsp_addr_list_check(const char *list, const char **bad, size_t *badlen);

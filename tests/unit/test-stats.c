@@ -11,6 +11,9 @@
 #include "stats.h"
 #include "t.h"
 
+#define MAIN \
+	"vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/\""
+
 static int
 has(const char *hay, const char *needle)
 {
@@ -99,26 +102,22 @@ main(void)
 	CHECK(has(buf, "lws_uds_proxy_process_info{pid=\"4242\","
 		  "worker=\"1\"} 1\n"));
 	CHECK(has(buf, "# TYPE lws_uds_proxy_backend_requests_total counter\n"
-		  "lws_uds_proxy_backend_requests_total{vhost=\"main\",port=\"80\","
-		  "backend=\"http://+/run/a.sock:/\"} 7\n"));
-	CHECK(has(buf, "lws_uds_proxy_backend_responses_total{vhost=\"main\",port=\"80\","
-		  "backend=\"http://+/run/a.sock:/\",class=\"2xx\"} 2\n"));
-	CHECK(has(buf, "lws_uds_proxy_proxy_responses_total{vhost=\"main\",port=\"80\","
-		  "backend=\"http://+/run/a.sock:/\",code=\"503\"} 1\n"));
+		  "lws_uds_proxy_backend_requests_total{" MAIN "} 7\n"));
+	CHECK(has(buf, "lws_uds_proxy_backend_responses_total{" MAIN
+		  ",class=\"2xx\"} 2\n"));
+	CHECK(has(buf, "lws_uds_proxy_proxy_responses_total{" MAIN
+		  ",code=\"503\"} 1\n"));
 	CHECK(has(buf, "# TYPE lws_uds_proxy_backend_head_latency_seconds "
 		  "histogram\n"));
-	CHECK(has(buf, "_bucket{vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/"
-		  "\",le=\"0.001\"} 2\n"));
-	CHECK(has(buf, "_bucket{vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/"
-		  "\",le=\"10\"} 3\n"));
-	CHECK(has(buf, "_bucket{vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/"
-		  "\",le=\"+Inf\"} 4\n"));
-	CHECK(has(buf, "lws_uds_proxy_backend_head_latency_seconds_sum{vhost="
-		  "\"main\",port=\"80\",backend=\"http://+/run/a.sock:/\"} 20.002001\n"));
+	CHECK(has(buf, "_bucket{" MAIN ",le=\"0.001\"} 2\n"));
+	CHECK(has(buf, "_bucket{" MAIN ",le=\"10\"} 3\n"));
+	CHECK(has(buf, "_bucket{" MAIN ",le=\"+Inf\"} 4\n"));
+	CHECK(has(buf, "lws_uds_proxy_backend_head_latency_seconds_sum{" MAIN
+		  "} 20.002001\n"));
 	CHECK(has(buf, "lws_uds_proxy_backend_head_latency_seconds_count{"
-		  "vhost=\"main\",port=\"80\",backend=\"http://+/run/a.sock:/\"} 4\n"));
-	CHECK(has(buf, "lws_uds_proxy_backend_up{vhost=\"o\\\"t\\\\h\\ner\",port=\"0\","
-		  "backend=\"http://+/run/b.sock:/\"} 0\n"));
+		  MAIN "} 4\n"));
+	CHECK(has(buf, "lws_uds_proxy_backend_up{vhost=\"o\\\"t\\\\h\\ner\","
+		  "port=\"0\",backend=\"http://+/run/b.sock:/\"} 0\n"));
 	CHECK(buf[n - 1] == '\n');
 	free(buf);
 
