@@ -107,7 +107,8 @@ udsp_stats_render_json(char *buf, size_t len, const struct udsp_stats_proc *p,
 		"\"worker\":%d,\"workers\":%d,\"covers\":\"%s\"},"
 		"\"latency_buckets_seconds\":[", p->pid, p->uptime_s,
 		p->worker, p->workers,
-		p->workers > 1 ? "this worker process only" : "the server");
+		p->workers > 1 ? "this worker process only" :
+				   "this process");
 	for (k = 0; k < UDSP_LAT_NBUCKETS; k++)
 		put(&o, "%s%g", k ? "," : "",
 		    (double)udsp_lat_bounds_us[k] / 1e6);

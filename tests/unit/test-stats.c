@@ -127,7 +127,7 @@ main(void)
 	p.workers = 1;
 	buf = malloc(m + 64);
 	udsp_stats_render_json(buf, m + 64, &p, v, 0);
-	CHECK(has(buf, "\"covers\":\"the server\""));
+	CHECK(has(buf, "\"covers\":\"this process\""));
 	CHECK(has(buf, "],\"backends\":[]}\n"));
 	free(buf);
 
