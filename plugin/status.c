@@ -29,6 +29,11 @@ udsp_status_vhd_add(struct udsp_vhd *vhd)
 {
 	if (nvhds < (int)LWS_ARRAY_SIZE(vhds))
 		vhds[nvhds++] = vhd;
+	else
+		lwsl_warn("%s: vhost '%s' is left out of status answers "
+			  "(more than %d vhosts)\n", UDSP_PROTOCOL_NAME,
+			  lws_get_vhost_name(vhd->vh),
+			  (int)LWS_ARRAY_SIZE(vhds));
 }
 
 void
