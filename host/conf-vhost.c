@@ -15,6 +15,7 @@
 
 #include "conf-private.h"
 #include "origin.h"
+#include "stats.h"
 
 /*
  * lws 4.1.6 counts "immortal" streams per connection in a byte and aborts
@@ -429,6 +430,46 @@ static const struct {
 	{ "https://",		LWSMPRO_HTTPS },
 };
 
+/*
+ * A status mount (pmo "status", README "Status and metrics"): 1 if it is
+ * one and its options are right, 0 if it is not one, -1 after an error.
+ */
+static int
+status_mount(struct udsp_hc_pc *pc, const struct lws_http_mount *m)
+{
+	const struct lws_protocol_vhost_options *st, *al;
+	const char *bad;
+	size_t blen;
+
+	st = lws_pvo_search(m->cgienv, "status");
+	al = lws_pvo_search(m->cgienv, "status-allow");
+	if (!st && !al)
+		return 0;
+	if (!st) {
+		perr(pc, "mount '%s': \"status-allow\" without \"status\"",
+		     m->mountpoint);
+		return -1;
+	}
+	if (strcmp(st->value, "json") && strcmp(st->value, "prometheus")) {
+		perr(pc, "mount '%s': \"status\" '%s': use \"json\" or "
+			 "\"prometheus\"", m->mountpoint, st->value);
+		return -1;
+	}
+	if (lws_pvo_search(m->cgienv, "backend")) {
+		perr(pc, "mount '%s': a status mount takes no \"backend\"",
+		     m->mountpoint);
+		return -1;
+	}
+	if (al && udsp_addr_list_check(al->value, &bad, &blen)) {
+		perr(pc, "mount '%s': \"status-allow\": '%.*s' is not an "
+			 "address or CIDR prefix", m->mountpoint, (int)blen,
+		     bad);
+		return -1;
+	}
+
+	return 1;
+}
+
 static void
 mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 	     struct lws_http_mount ***tail)
@@ -497,6 +538,15 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 		if (!strcmp(m->origin, UDSP_PROTOCOL_NAME)) {
 			const struct lws_protocol_vhost_options *pv;
 
+			switch (status_mount(pc, m)) {
+			case -1:
+				return;
+			case 1:
+				/* no backend: it answers for the plugin */
+				if (!vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
+					return;
+				goto checked;
+			}
 			pv = lws_pvo_search(m->cgienv, "backend");
 			if (!pv) {
 				/* else the vhost-wide default must exist */
@@ -528,6 +578,13 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 			     m->mountpoint);
 			return;
 		}
+		if (lws_pvo_search(mb->pmo, "status") ||
+		    lws_pvo_search(mb->pmo, "status-allow")) {
+			perr(pc, "mount '%s': \"status\" needs origin "
+				 "\"callback://%s\"", m->mountpoint,
+				 UDSP_PROTOCOL_NAME);
+			return;
+		}
 		backend = mb->origin;
 		bpvo = udsp_hc_pvo_new(pc, "backend", backend);
 		if (!bpvo)
@@ -542,6 +599,7 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 		break;
 	}
 
+checked:
 	if (mb->protocol) {
 		if (m->protocol && strcmp(m->protocol, mb->protocol)) {
 			perr(pc, "mount '%s': \"protocol\" '%s' contradicts "

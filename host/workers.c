@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -230,6 +231,16 @@ next_backoff(int ms)
 	return ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
 }
 
+/* which worker this is, for the plugin's status answer (README) */
+static void
+worker_env(struct mgr *m, struct worker *k)
+{
+	char v[32];
+
+	snprintf(v, sizeof(v), "%d/%d", (int)(k - m->wk), m->w->count);
+	setenv("LWS_UDS_PROXY_WORKER", v, 1);
+}
+
 /*
  * Fork a worker into free slot k.  Returns 1 in the new worker, with *wr
  * its end of the status pipe; 0 in the manager, which retries later if the
@@ -255,6 +266,7 @@ start_worker(struct mgr *m, struct worker *k, int *wr)
 	if (!pid) {
 		close(p[0]);
 		become_worker(m);
+		worker_env(m, k);
 		*wr = p[1];
 		return 1;
 	}

@@ -86,6 +86,8 @@ bconn_free(struct udsp_bconn *bc)
 static void
 health(struct udsp_backend *be, int ok, const char *why)
 {
+	if (!ok)
+		udsp_stats_connect_fail(be);
 	/* one line per transition: an outage must not flood the log */
 	if (ok && be->down) {
 		lwsl_notice("%s: backend %s is reachable again\n",
@@ -171,6 +173,7 @@ udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 
 	if (!bc->wsi)
 		return -1;
+	udsp_stats_bytes(bc->be, 0, len);
 	if (!bc->ssl)
 		return plain_write(bc, p, len);
 

@@ -85,6 +85,7 @@ udsp_errpage_send(struct udsp_relay *r)
 			return -1;
 		r->head_sent = 1;
 		r->status_sent = status;
+		udsp_stats_response(r->be, status, 1);
 		if (r->head_req) {
 			/* HEAD: no body; on h2 end the stream with an empty
 			 * DATA frame */

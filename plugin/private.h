@@ -20,6 +20,7 @@
 
 #include "origin.h"
 #include "h1_codec.h"
+#include "stats.h"
 
 /* 4.1.6 has no per-object log tags: prefix lines with our request id. */
 #define udsp_dbg(r, fmt, ...) \
@@ -58,6 +59,7 @@ struct udsp_backend {
 	unsigned int		nconns;		/* open: busy + idle */
 	unsigned int		down:1;		/* for transition logging */
 	unsigned int		bad:1;		/* spec failed to parse */
+	struct udsp_stats	st;		/* status.c */
 };
 
 struct udsp_vhd {
@@ -184,6 +186,7 @@ struct udsp_relay {
 	lws_usec_t		sul_at;		/* when sul is scheduled */
 	lws_usec_t		lws_to_until;	/* lws's own timeout */
 	unsigned long		id;
+	lws_usec_t		t_start;	/* for the head latency */
 	enum udsp_rstate	state;
 	enum udsp_err		err;
 	char			peer[48];	/* client address, "" if none */
@@ -233,8 +236,20 @@ struct udsp_relay {
 	struct udsp_h1_res	res;		/* last: its f[] stays dirty */
 };
 
+/* A status mount's answer (status.c) */
+struct udsp_status_ans {
+	char		*body;		/* owned */
+	size_t		len, off;
+	const char	*ctype;
+	int		status;
+	unsigned int	head_sent:1;
+	unsigned int	head_req:1;	/* HEAD: no body */
+	unsigned int	h2:1;
+};
+
 struct udsp_pss {
 	struct udsp_relay	*r;	/* owned */
+	struct udsp_status_ans	*st;	/* owned: a status mount's answer */
 	const struct lws_protocol_vhost_options *pmo;	/* borrowed: mount */
 };
 
@@ -335,6 +350,33 @@ udsp_buf_consume(struct udsp_buf *b, size_t n);
 #define UDSP_HEADROOM (LWS_PRE + 24)
 /* ...and behind it: chunk CRLF plus the last-chunk marker */
 #define UDSP_TAILROOM 8
+
+/* status.c: the status mount, and the hooks where counted things happen */
+void
+udsp_status_vhd_add(struct udsp_vhd *vhd);
+void
+udsp_status_vhd_remove(struct udsp_vhd *vhd);
+const char *
+udsp_status_kind(const struct lws_protocol_vhost_options *pmo);
+int
+udsp_status_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss);
+int
+udsp_status_writeable(struct lws *wsi, struct udsp_pss *pss);
+void
+udsp_status_free(struct udsp_pss *pss);
+void
+udsp_stats_request(struct udsp_backend *be);
+void
+udsp_stats_response(struct udsp_backend *be, int status, int proxy_made);
+void
+udsp_stats_connect_fail(struct udsp_backend *be);
+/* held requests: +1 when one starts waiting, -1 when it stops */
+void
+udsp_stats_hold(struct udsp_backend *be, int delta);
+void
+udsp_stats_bytes(struct udsp_backend *be, size_t from_be, size_t to_be);
+void
+udsp_stats_head_latency(struct udsp_backend *be, lws_usec_t usec);
 
 /* conf (protocol_lws_uds_proxy.c) */
 struct udsp_backend *

@@ -187,6 +187,7 @@ vhd_destroy(struct udsp_vhd *vhd)
 	struct udsp_backend *be, *next;
 	int n;
 
+	udsp_status_vhd_remove(vhd);
 	udsp_pool_destroy(vhd);
 	for (be = vhd->backends; be; be = next) {
 		next = be->next;
@@ -248,6 +249,7 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		vhd->alog_fd = -1;
 		vhd->vh = lws_get_vhost(wsi);
 		vhd->prot = lws_get_protocol(wsi);
+		udsp_status_vhd_add(vhd);
 		if (conf_init(vhd, in)) {
 			lwsl_err("%s: vhost '%s': bad configuration\n",
 				 UDSP_PROTOCOL_NAME, lws_get_vhost_name(vhd->vh));
@@ -279,6 +281,8 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!pss->pmo)
 			pss->pmo = lws_get_opaque_user_data(wsi);
 		lws_set_opaque_user_data(wsi, NULL);
+		if (udsp_status_kind(pss->pmo))
+			return udsp_status_start(vhd, wsi, pss);
 		if (udsp_relay_start(vhd, wsi, pss, (const char *)in, len))
 			return -1;
 		udsp_h2_body_unguard(wsi);
@@ -295,6 +299,8 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		return udsp_relay_client_body_done(pss->r);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss && pss->st)
+			return udsp_status_writeable(wsi, pss);
 		if (!pss || !pss->r)
 			return 0;
 		return udsp_relay_client_writeable(pss->r);
@@ -302,6 +308,8 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		/* lws frees the pss after these; the relay must go with it */
+		if (pss)
+			udsp_status_free(pss);
 		if (pss && pss->r) {
 			r = pss->r;
 			pss->r = NULL;

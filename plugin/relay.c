@@ -457,10 +457,12 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->cwsi = wsi;
 	r->vhd = vhd;
 	r->be = be;
+	udsp_stats_request(be);
 	r->pmo = pss->pmo;
 	r->id = ++vhd->next_id;
 	r->res_cl = -1;
 	r->spill.fd = -1;
+	r->t_start = lws_now_usecs();
 	pss->r = r;
 
 	r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0;
@@ -944,6 +946,7 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 		return 0;
 
 	r->res_started = 1;
+	udsp_stats_bytes(r->be, len, 0);
 	n = udsp_h1_res_feed(&r->res, (const char *)in, len);
 	if (n < 0) {
 		lwsl_info("%s: r%lu: backend response: %s\n", __func__, r->id,
@@ -953,6 +956,7 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 	}
 
 	if (!had_head && r->res.head_done) {
+		udsp_stats_head_latency(r->be, lws_now_usecs() - r->t_start);
 		res_head_ready(r);
 		if (r->cwsi)
 			lws_callback_on_writable(r->cwsi);
@@ -1344,6 +1348,7 @@ udsp_relay_client_writeable(struct udsp_relay *r)
 		}
 		r->head_sent = 1;
 		r->status_sent = r->res.status;
+		udsp_stats_response(r->be, r->res.status, 0);
 		if (r->no_body_out || r->final_sent) {
 			r->final_sent = 1;
 			return udsp_relay_finish(r);

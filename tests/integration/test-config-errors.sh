@@ -196,6 +196,97 @@ EOT
 expect_fail "unsupported origin scheme" "vhosts[0].mounts[0]:" \
 	"unsupported scheme"
 
+# --- status mounts ---------------------------------------------------
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status": "xml" }] }] }] }
+EOT
+expect_fail "status: unknown kind" "vhosts[0].mounts[0]:" \
+	"\"status\" 'xml': use \"json\" or \"prometheus\""
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status": "json", "status-allow": "::1, 10.0.0.0/33" }] }] }] }
+EOT
+expect_fail "status-allow: bad prefix" "vhosts[0].mounts[0]:" \
+	"\"status-allow\": '10.0.0.0/33' is not an address or CIDR prefix"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status": "json", "status-allow": "localhost" }] }] }] }
+EOT
+expect_fail "status-allow: a name" "'localhost' is not an address"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status-allow": "127.0.0.1",
+			 "backend": "http://+/run/app.sock:/" }] }] }] }
+EOT
+expect_fail "status-allow without status" \
+	"\"status-allow\" without \"status\""
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status": "prometheus",
+			 "backend": "http://+/run/app.sock:/" }] }] }] }
+EOT
+expect_fail "status mount with a backend" \
+	"a status mount takes no \"backend\""
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/s", "origin": "http://+/run/app.sock:/",
+	       "pmo": [{ "status": "json" }] }] }] }
+EOT
+expect_fail "status on a proxy mount" \
+	"\"status\" needs origin \"callback://lws-uds-proxy\""
+
+# a status mount needs no backend anywhere; on a unix-socket listener
+# its clients have no address: "unix" lets them in, the default does not
+plugins=$(cd "$(dirname "$daemon")/.." && pwd)/plugins
+if [ -e "$plugins/libprotocol_lws_uds_proxy.so" ]; then
+	n=$((n + 1))
+	newconf <<EOT
+{ "vhosts": [{ "name": "v", "unix-socket": "1", "interface": "$sock_path",
+  "mounts": [{ "mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status": "json", "status-allow": "unix" }] },
+	     { "mountpoint": "/d", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "status": "prometheus" }] }] }] }
+EOT
+	printf '{ "global": { "server-string": "t", "plugin-dir": "%s" } }\n' \
+		"$plugins" > "$tmp/c/conf"
+	"$daemon" -n -c "$tmp/c" >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	for i in $(seq 400); do
+		[ -S "$sock_path" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done
+	ok=1
+	s=$(curl -s --max-time 10 --unix-socket "$sock_path" -o "$tmp/body" \
+		-w '%{http_code}' http://v/s)
+	d=$(curl -s --max-time 10 --unix-socket "$sock_path" -o /dev/null \
+		-w '%{http_code}' http://v/d)
+	[ "$s" = 200 ] && grep -q '"backends":\[\]' "$tmp/body" ||
+		{ echo "FAIL status without backend: $s $(head -c 300 "$tmp/body")"; ok=0; }
+	[ "$d" = 403 ] ||
+		{ echo "FAIL status on unix socket, default allow: $d"; ok=0; }
+	kill -TERM $pid 2>/dev/null
+	wait $pid
+	rm -f "$sock_path"
+	if [ $ok = 1 ]; then
+		echo "ok   status mount without a backend; unix clients by \"unix\""
+	else
+		fails=$((fails + 1))
+		sed 's/^/    | /' "$tmp/err"
+	fi
+fi
+
 # --- protocols that no plugin provides -------------------------------
 newconf <<EOT
 { "vhosts": [{ "name": "v", "unix-socket": "1", "interface": "$sock_path",

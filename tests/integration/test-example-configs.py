@@ -408,6 +408,20 @@ def css_ok(run, url, what):
           r.body[:100])
 
 
+def status_ok(run, h1):
+    """The status mounts answer, counting what went before."""
+    import json
+    st = json.loads(run.get(h1 + "/status").body)
+    # "/", "/api/time" and "/api/" so far
+    check(sum(b["requests"] for b in st["backends"]) == 3 and
+          sum(b["responses"]["2xx"] for b in st["backends"]) == 3,
+          "lwsws /status does not count the requests so far: %r", st)
+    r = run.get(h1 + "/metrics")
+    check(re.search(rb"^lws_uds_proxy_backend_requests_total\{.*\} [1-9]",
+                    r.body, re.M),
+          "lwsws /metrics: no request counter: %r", r.body[:600])
+
+
 def ex_lwsws(run):
     run.start_app()
     run.start_daemon()
@@ -428,6 +442,7 @@ def ex_lwsws(run):
     css_ok(run, h1 + "/error.css", "lwsws /error.css, app up")
     check("<h1" in run.get(h1 + "/static/index.html").text(),
           "lwsws /static/index.html")
+    status_ok(run, h1)
     run.stop_app()
     error_page(run.get(h1 + "/", 503), "lwsws 503 on /")
     error_page(run.get(h1 + "/api/time", 503), "lwsws 503 on /api")

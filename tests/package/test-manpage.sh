@@ -40,6 +40,9 @@ keys() {
 	# lws_pvo_get_str(in, "name", ...)
 	grep -ohE '(pvo_uint|lws_pvo_get_str)\(in, "[a-z0-9-]+"' "$src"/plugin/*.c |
 		sed -E 's/.*"(.*)"/\1/'
+	# pmo keys looked up by name: lws_pvo_search(list, "name")
+	grep -ohE 'lws_pvo_search\([^,]+, *"[a-z0-9-]+"' "$src"/plugin/*.c \
+		"$src"/host/*.c | sed -E 's/.*"(.*)"/\1/'
 } | sort -u >"$tmp/keys"
 n=$(wc -l <"$tmp/keys")
 [ "$n" -gt 80 ] || fail "only $n keys found in the sources: the extraction broke"
