@@ -89,7 +89,7 @@ static int
 conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 {
 	struct udsp_conf *c = &vhd->conf;
-	unsigned int kb, hkb, v, mb;
+	unsigned int kb, hkb, v, mb, lkb;
 	const char *s, *e;
 	size_t n;
 
@@ -102,10 +102,14 @@ conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 	    pvo_uint(pvo, "max-header-kb", 16, &hkb) ||
 	    pvo_uint(pvo, "tls-verify", 0, &v) ||
 	    pvo_uint(pvo, "max-body-kb", 0, &mb) ||
-	    pvo_uint(pvo, "max-conns", 0, &c->max_conns))
+	    pvo_uint(pvo, "max-conns", 0, &c->max_conns) ||
+	    /* nginx's lingering_time is 30 s */
+	    pvo_uint(pvo, "linger-ms", 30000, &c->linger_ms) ||
+	    pvo_uint(pvo, "linger-kb", 32768, &lkb))
 		return -1;
 
 	c->max_body = (uint64_t)mb * 1024;
+	c->linger_max = (uint64_t)lkb * 1024;
 
 	if (kb < 4)
 		kb = 4;
