@@ -25,6 +25,40 @@
 /* nginx's lingering_timeout: a client quiet this long has stopped */
 #define UDSP_LINGER_IDLE_MS 5000
 
+/*
+ * h2: the window a dropped body starts with, and how much of what came
+ * is given back per WINDOW_UPDATE.  Not from lws's estimate of the
+ * window: lws leaves DATA that arrived before the stream's request was
+ * handed to the plugin out of it (lib/roles/h2/http2.c, the
+ * LRS_DEFERRING_ACTION branch skips the decrement), so the estimate can
+ * stay well above what the client really has left, and an upload whose
+ * body nobody reads any more stalled on an empty window.  Giving back
+ * exactly what arrived keeps the client's window where it started.
+ * docs/lws-notes.md N19
+ */
+#define UDSP_LINGER_H2_WINDOW	262144
+#define UDSP_LINGER_H2_CREDIT	65536
+
+static void
+h2_give_back(struct udsp_relay *r, size_t len)
+{
+	r->linger.owed += len;
+	if (r->linger.owed < UDSP_LINGER_H2_CREDIT || !r->cwsi)
+		return;
+	lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
+				    (int)r->linger.owed);
+	r->linger.owed = 0;
+}
+
+void
+udsp_linger_drop(struct udsp_relay *r)
+{
+	/* whatever lws believes is left, the client gets a full window */
+	if (r->h2 && r->cwsi && !r->body_in_done)
+		lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
+					    UDSP_LINGER_H2_WINDOW);
+}
+
 static lws_usec_t
 linger_due(const struct udsp_relay *r)
 {
@@ -108,7 +142,7 @@ udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 		return r->linger.on ? -1 : 0;
 	}
 	if (r->h2)
-		udsp_relay_h2_window(r);
+		h2_give_back(r, len);
 	if (!r->linger.on)
 		return 0;
 

@@ -189,6 +189,7 @@ struct udsp_linger {
 	lws_usec_t		since;	/* when the answer was out */
 	lws_usec_t		last;	/* latest body bytes */
 	uint64_t		dropped; /* body bytes dropped */
+	size_t			owed;	/* h2 window not yet given back */
 	unsigned int		on:1;	/* lingering: the answer is out */
 };
 
@@ -287,14 +288,14 @@ udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
 		     const char *why);
 void
 udsp_relay_client_rx(struct udsp_relay *r, int on);
-void
-udsp_relay_h2_window(struct udsp_relay *r);
 
 /*
  * linger.c: the rest of a request body after an early answer.  Each
  * returns what the client's lws callback must return (-1: close the h1
  * connection or the h2 stream).
  */
+void
+udsp_linger_drop(struct udsp_relay *r);
 int
 udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len);
 int

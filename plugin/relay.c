@@ -665,8 +665,8 @@ spill_refill(struct udsp_relay *r)
  */
 #define UDSP_H2_WINDOW 262144
 
-void
-udsp_relay_h2_window(struct udsp_relay *r)
+static void
+h2_keep_window_open(struct udsp_relay *r)
 {
 	int est;
 
@@ -727,8 +727,7 @@ drop_body(struct udsp_relay *r)
 	if (!r->body_in_done)
 		udsp_dbg(r, "answered before the body was all in");
 	udsp_relay_client_rx(r, 1);
-	if (r->h2)
-		udsp_relay_h2_window(r);
+	udsp_linger_drop(r);
 }
 
 /* lws re-arms its body timeout after each body callback: see below */
@@ -810,7 +809,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 	if (udsp_buf_len(&r->q) >= r->q.want / 2 + r->q.want / 4)
 		udsp_relay_client_rx(r, 0);
 	if (r->h2)
-		udsp_relay_h2_window(r);
+		h2_keep_window_open(r);
 	wake_backend(r);
 
 	/*
