@@ -1311,7 +1311,8 @@ udsp_relay_finish(struct udsp_relay *r)
 		 * and drop it before closing (h1) or ending the stream (h2).
 		 * lws's own way (LRS_DISCARD_BODY, from
 		 * lws_http_transaction_completed()) has no bounds, and on h2
-		 * leaves the stream window to lws's refill (N19).
+		 * leaves the stream window to lws's refill.
+		 * docs/lws-notes.md N42, N19
 		 */
 		drop_body(r);
 		return udsp_linger_start(r);
