@@ -1981,7 +1981,7 @@ def t_early_quiet(env, proto):
     answer and then a FIN after the linger's idle bound (5 s), not a
     reset."""
     end, sent, total, rx = _raw_early_upload(
-        env.http_port, "/app/early/404?then=stall", os.urandom(1 << 20),
+        env.http_port, "/app/early/404?then=stall", os.urandom(64 << 20),
         keep_sending=False)
     print("quiet client: %s after %d of %d bytes sent" % (end, sent, total))
     check(sent < total, "the client sent its whole body (%d B) before the "
