@@ -61,6 +61,8 @@ udsp_errpage_send(struct udsp_relay *r)
 	n = page(status, (char *)start, 800);
 
 	if (!r->head_sent) {
+		if (!r->h2 && r->body != UDSP_BODY_NONE && !r->body_in_done)
+			r->close_after = 1;
 		if (lws_add_http_header_status(wsi, (unsigned int)status, &p,
 					       end) ||
 		    lws_add_http_header_by_name(wsi,
@@ -105,8 +107,5 @@ udsp_errpage_send(struct udsp_relay *r)
 	r->bytes_out += (uint64_t)n;
 
 done:
-	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->body_in_done)
-		r->close_after = 1;
-
 	return udsp_relay_finish(r);
 }

@@ -42,6 +42,8 @@ struct udsp_conf {
 	const char	*spill_dir;	/* borrowed: pvo, vhost lifetime */
 	uint64_t	max_body;	/* request body limit, 0: none */
 	unsigned int	max_conns;	/* per backend, 0: no limit */
+	unsigned int	linger_ms;	/* lingering close, in all; 0: none */
+	uint64_t	linger_max;	/* body bytes dropped at most */
 	int		tls_verify;
 };
 
@@ -174,6 +176,21 @@ struct udsp_spill {
 	uint64_t	wr, rd;	/* file offsets */
 };
 
+/*
+ * A request body nobody wants any more: the backend answered (or the
+ * proxy did) before taking all of it.  The client still sends it; what
+ * comes is read and dropped, and once the answer is out the client is
+ * finished as nginx's lingering close does (linger.c).
+ */
+struct udsp_linger {
+	lws_sorted_usec_list_t	sul;	/* the linger's bounds */
+	lws_usec_t		since;	/* when the answer was out */
+	lws_usec_t		last;	/* latest body bytes */
+	uint64_t		dropped; /* body bytes dropped */
+	size_t			owed;	/* h2 window not yet given back */
+	unsigned int		on:1;	/* lingering: the answer is out */
+};
+
 struct udsp_relay {
 	struct lws		*cwsi;	/* client stream; NULL once closed */
 	struct udsp_vhd		*vhd;	/* borrowed */
@@ -201,6 +218,7 @@ struct udsp_relay {
 	struct udsp_chunk_dec	cdec;
 	struct udsp_buf		q;		/* client -> backend */
 	struct udsp_spill	spill;		/* h2 overflow of q */
+	struct udsp_linger	linger;		/* once body_unwanted */
 	int			method;		/* LWSHUMETH_*, or -1 */
 
 	/* response (res itself is last: see udsp_relay_start()) */
@@ -232,6 +250,7 @@ struct udsp_relay {
 	unsigned int		sul_armed:1;
 	unsigned int		lws_to_fix:1;	/* re-set lws's body timeout */
 	unsigned int		truncated:1;	/* backend died mid-body */
+	unsigned int		body_unwanted:1; /* rest of the body: drop */
 
 	struct udsp_h1_res	res;		/* last: its f[] stays dirty */
 };
@@ -278,6 +297,24 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused);
 void
 udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
 		     const char *why);
+void
+udsp_relay_client_rx(struct udsp_relay *r, int on);
+
+/*
+ * linger.c: the rest of a request body after an early answer.  Each
+ * returns what the client's lws callback must return (-1: close the h1
+ * connection or the h2 stream).
+ */
+void
+udsp_linger_drop(struct udsp_relay *r);
+int
+udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len);
+int
+udsp_linger_body_done(struct udsp_relay *r);
+int
+udsp_linger_start(struct udsp_relay *r);
+void
+udsp_linger_stop(struct udsp_relay *r);
 
 /* bconn.c: backend connections and the pool */
 int

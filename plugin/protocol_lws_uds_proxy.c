@@ -82,7 +82,7 @@ static int
 conf_init(struct udsp_vhd *vhd, void *in)
 {
 	struct udsp_conf *c = &vhd->conf;
-	unsigned int kb, hkb, v, mb;
+	unsigned int kb, hkb, v, mb, lkb;
 	const char *s, *cur;
 	size_t n;
 
@@ -95,10 +95,14 @@ conf_init(struct udsp_vhd *vhd, void *in)
 	    pvo_uint(in, "max-header-kb", 16, &hkb) ||
 	    pvo_uint(in, "tls-verify", 0, &v) ||
 	    pvo_uint(in, "max-body-kb", 0, &mb) ||
-	    pvo_uint(in, "max-conns", 0, &c->max_conns))
+	    pvo_uint(in, "max-conns", 0, &c->max_conns) ||
+	    /* nginx's lingering_time is 30 s */
+	    pvo_uint(in, "linger-ms", 30000, &c->linger_ms) ||
+	    pvo_uint(in, "linger-kb", 32768, &lkb))
 		return -1;
 
 	c->max_body = (uint64_t)mb * 1024;
+	c->linger_max = (uint64_t)lkb * 1024;
 
 	if (kb < 4)
 		kb = 4;

@@ -680,8 +680,8 @@ h2_keep_window_open(struct udsp_relay *r)
 					    UDSP_H2_WINDOW - est);
 }
 
-static void
-client_rx_flow(struct udsp_relay *r, int on)
+void
+udsp_relay_client_rx(struct udsp_relay *r, int on)
 {
 	struct lws *w;
 
@@ -709,12 +709,52 @@ wake_backend(struct udsp_relay *r)
 		lws_callback_on_writable(r->bc->wsi);
 }
 
+/*
+ * The backend is done with this request (or the proxy answers it itself)
+ * before all of its body went onward: nothing more goes there.  Drop what
+ * is queued, and from now on what the client sends (linger.c), which
+ * also lets a paused h1 client go so that the answer can get out.
+ */
+static void
+drop_body(struct udsp_relay *r)
+{
+	if (r->body == UDSP_BODY_NONE || r->body_unwanted)
+		return;
+	r->body_unwanted = 1;
+	udsp_buf_consume(&r->q, udsp_buf_len(&r->q));
+	if (r->spill.fd >= 0) {
+		close(r->spill.fd);
+		r->spill.fd = -1;
+	}
+	if (!r->body_in_done)
+		udsp_dbg(r, "answered before the body was all in");
+	udsp_relay_client_rx(r, 1);
+	udsp_linger_drop(r);
+}
+
+/* lws re-arms its body timeout after each body callback: see below */
+static void
+lws_to_fix_later(struct udsp_relay *r)
+{
+	if (!r->lws_to_fix && r->cwsi) {
+		r->lws_to_fix = 1;
+		lws_callback_on_writable(r->cwsi);
+	}
+}
+
 int
 udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 {
 	size_t outlen;
 	long n;
 
+	if (r->body_unwanted) {
+		if (udsp_linger_body(r, in, len))
+			return -1;
+		if (r->state < UDSP_RS_DONE)
+			lws_to_fix_later(r);
+		return 0;
+	}
 	if (r->body == UDSP_BODY_NONE || r->body_in_done ||
 	    r->state >= UDSP_RS_DONE || !len)
 		return 0;
@@ -769,7 +809,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 	}
 
 	if (udsp_buf_len(&r->q) >= r->q.want / 2 + r->q.want / 4)
-		client_rx_flow(r, 0);
+		udsp_relay_client_rx(r, 0);
 	if (r->h2)
 		h2_keep_window_open(r);
 	wake_backend(r);
@@ -779,10 +819,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 	 * this callback returns; put ours back from the next WRITEABLE so a
 	 * client may pause as long as idle-timeout-ms allows.
 	 */
-	if (!r->lws_to_fix && r->cwsi) {
-		r->lws_to_fix = 1;
-		lws_callback_on_writable(r->cwsi);
-	}
+	lws_to_fix_later(r);
 
 	return 0;
 
@@ -794,6 +831,8 @@ oom:
 int
 udsp_relay_client_body_done(struct udsp_relay *r)
 {
+	if (r->body_unwanted)
+		return udsp_linger_body_done(r);
 	if (r->body != UDSP_BODY_NONE)
 		r->body_in_done = 1;
 	keep_client(r);
@@ -883,7 +922,7 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 		udsp_buf_consume(&r->q, n);
 		r->body_sent += n;
 		if (r->client_paused && udsp_buf_len(&r->q) <= r->q.want / 4)
-			client_rx_flow(r, 1);
+			udsp_relay_client_rx(r, 1);
 		if (udsp_buf_len(&r->q) || spill_pending(r) || r->body_in_done)
 			lws_callback_on_writable(bc->wsi);
 		if (r->state == UDSP_RS_SEND)
@@ -969,6 +1008,12 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 
 		r->res_done = 1;
 		disarm(r);
+		/*
+		 * An early answer (404, 413...) with body still to send: the
+		 * connection is in no known state, so it is not reused.
+		 */
+		if (!r->body_out_done)
+			drop_body(r);
 		if (r->cwsi)
 			lws_callback_on_writable(r->cwsi);
 		/* the relay needs only its buffer from here on */
@@ -1006,6 +1051,8 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 			}
 			r->res_done = 1;
 			disarm(r);
+			if (!r->body_out_done)
+				drop_body(r);
 			if (r->cwsi)
 				lws_callback_on_writable(r->cwsi);
 			return;
@@ -1199,6 +1246,9 @@ send_head(struct udsp_relay *r)
 			goto bail;
 	}
 
+	/* an answer ahead of its body: the connection ends with it */
+	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->body_in_done)
+		r->close_after = 1;
 	if (!r->h2 && r->close_after &&
 	    lws_add_http_header_by_name(wsi,
 			(const unsigned char *)"connection:",
@@ -1242,8 +1292,7 @@ int
 udsp_relay_finish(struct udsp_relay *r)
 {
 	struct lws *wsi = r->cwsi;
-	int close_after = r->close_after ||
-			  (!r->body_in_done && r->body != UDSP_BODY_NONE);
+	int body_left = !r->body_in_done && r->body != UDSP_BODY_NONE;
 
 	/*
 	 * lws 4.1.6 drops POLLOUT on the h2 connection when the stream that
@@ -1260,7 +1309,20 @@ udsp_relay_finish(struct udsp_relay *r)
 	udsp_relay_set_state(r, UDSP_RS_DONE, "complete");
 	disarm(r);
 
-	if (close_after && !r->h2)
+	if (body_left) {
+		/*
+		 * The answer is out before the body is all in: read the rest
+		 * and drop it before closing (h1) or ending the stream (h2).
+		 * lws's own way (LRS_DISCARD_BODY, from
+		 * lws_http_transaction_completed()) has no bounds, and on h2
+		 * leaves the stream window to lws's refill.
+		 * docs/lws-notes.md N42, N19
+		 */
+		drop_body(r);
+		return udsp_linger_start(r);
+	}
+
+	if (r->close_after && !r->h2)
 		return -1;
 
 	/* this may free r through HTTP_DROP_PROTOCOL: r is dead after */
@@ -1450,6 +1512,7 @@ relay_free(struct udsp_relay *r)
 	/* 499: the client went away before any response (as nginx) */
 	udsp_alog_end(r, r->status_sent ? r->status_sent : 499);
 	disarm(r);
+	udsp_linger_stop(r);
 	if (r->reqhead)
 		free(r->reqhead - LWS_PRE);
 	if (r->hbuf && r->res.hcap == hbuf_first(r->vhd) &&
@@ -1514,10 +1577,11 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 		udsp_bconn_release(r->bc, 0);
 	/*
 	 * A paused h1 client was seen never to get the WRITEABLE that
-	 * carries the error page (lws 4.1.6): nothing more is read for this
-	 * request anyway, so let it go.  docs/lws-notes.md N28
+	 * carries the error page (lws 4.1.6): nothing more of the body goes
+	 * anywhere, so let it go.  docs/lws-notes.md N28
 	 */
-	client_rx_flow(r, 1);
+	drop_body(r);
+	udsp_relay_client_rx(r, 1);
 
 	if (r->head_sent) {
 		udsp_relay_set_state(r, UDSP_RS_ABORTED, why);

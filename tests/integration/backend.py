@@ -33,6 +33,13 @@ ROUTES = """
 /die-mid-chunked     chunked head, some chunks, then close (no last chunk)
 /garbage             non-HTTP bytes, then close
 /100-continue        "100 Continue", then 200 with a body
+/early/N[?then=T&size=S]  status N at once, before reading any of the
+                     request body (as a 404, 401 or 413 often comes), with
+                     body "early N\n" or S pattern bytes; then T: close
+                     (default: Connection: close, then close unread),
+                     discard (keep-alive, then read the body and drop it)
+                     or stall (keep-alive, then read nothing; close after
+                     60 s)
 /bighead/N           200 with an X-Big header of N bytes
 /stall-body/N        Content-Length N, N/2 bytes, then silence (60 s)
 /slow-upload         reads the body at ?kbps=K KiB/s (default 8192) in
@@ -179,7 +186,8 @@ async def read_body(reader, headers, rate=None):
 REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content",
        206: "Partial Content", 301: "Moved Permanently", 302: "Found",
        304: "Not Modified", 400: "Bad Request", 403: "Forbidden",
-       404: "Not Found", 418: "I'm a teapot", 500: "Internal Server Error",
+       401: "Unauthorized", 404: "Not Found", 413: "Content Too Large",
+       418: "I'm a teapot", 500: "Internal Server Error",
        503: "Service Unavailable"}
 
 
@@ -307,6 +315,8 @@ class Conn:
             if gate:
                 await wait_gate(os.path.join(self.args.statedir,
                                              os.path.basename(gate)))
+        if route == "early":
+            return await self.early(int(arg), query, headers)
         body_len, body_sha = await read_body(self.reader, headers, rate)
 
         is_head = method == "HEAD"
@@ -490,6 +500,23 @@ class Conn:
                        b"after continue\n")
         return await reply(404, [["Content-Type", "text/plain"]],
                    b"no route %s\n" % route.encode())
+
+    async def early(self, status, query, headers):
+        """Answer before the request body is read; see ROUTES."""
+        then = query_str(query, "then", "close")
+        size = query_int(query, "size", -1)
+        body = pattern(size) if size >= 0 else b"early %d\n" % status
+        hdrs = [["Content-Type", "text/plain"],
+                ["Content-Length", str(len(body))]]
+        if then == "close":
+            hdrs.append(["Connection", "close"])
+        await self.send(head_bytes(status, hdrs) + body)
+        if then == "discard":
+            await read_body(self.reader, headers)
+            return True
+        if then == "stall":
+            await asyncio.sleep(60)
+        return False
 
     async def send_pattern(self, n, seed):
         off = 0
