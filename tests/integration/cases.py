@@ -15,7 +15,7 @@ import subprocess
 import urllib.parse
 
 from harness import (CERT, Failure, check, eq, h2_status, hdr, hdr1,
-                     pattern, proc_status, sha)
+                     pattern, proc_status, sha, wait_until)
 
 CASES = []
 BOTH = ("h1", "h2")
@@ -1378,3 +1378,110 @@ MOUNT_ORDERS = {
 for _o, _order in MOUNT_ORDERS.items():
     case("mount-order-" + _o, backends=(("main", "unix"), ("r", "unix")),
          mounts=_order_mounts(_order))(t_mount_order)
+
+
+# ---- WebSocket through a proxied mount (issue 11) ----------------------
+#
+# "h1" runs ws:// on the plain port, "h2" wss:// on the TLS one (an h1
+# upgrade over TLS: python3-websockets has no RFC 8441).  The backend is
+# ws_backend.py ("ws", next to backend.py as "main" for pages): /ws is the
+# proxy-origin mount form, /wscb the callback one.
+
+import asyncio
+import json
+import ssl as _ssl
+
+import websockets
+
+WS_MOUNTS = ("/ws", "/wscb")
+WS_BACKENDS = (("main", "unix"), ("ws", "ws-unix"))
+
+
+def ws_mounts(env, pmo=None, kind="ws"):
+    b = env.backends[kind]
+    extra = [dict(pmo)] if pmo else []
+    return env.standard_mounts() + [
+        {"mountpoint": "/ws", "origin": b.origin("/"),
+         **({"pmo": extra} if extra else {})},
+        {"mountpoint": "/wscb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": b.origin("/")}] + extra},
+    ]
+
+
+def ws_url(env, proto, path):
+    if proto == "h1":
+        return "ws://127.0.0.1:%d%s" % (env.http_port, path)
+    return "wss://127.0.0.1:%d%s" % (env.https_port, path)
+
+
+def ws_connect(env, proto, path, **kw):
+    ctx = None
+    if proto != "h1":
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+    kw.setdefault("max_size", None)
+    kw.setdefault("ping_interval", None)
+    kw.setdefault("open_timeout", 20)
+    return websockets.connect(ws_url(env, proto, path), ssl=ctx, **kw)
+
+
+def ws_run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def ws_closes(env, name="ws"):
+    return [r for r in env.backends[name].requests() if "closed" in r]
+
+
+@case("ws-messages", backends=WS_BACKENDS)
+def t_ws_messages(env, proto):
+    """Text, binary, empty, fragmented and large messages both ways through
+    both mount forms; the upgrade reaches the backend at the mapped path
+    with the query, Host, Cookie, Origin, X-Forwarded-* and no client
+    Sec-WebSocket-* of its own; a client's close code and reason reach the
+    backend."""
+    env.start_daemon(mounts=ws_mounts(env))
+
+    async def one(mount):
+        async with ws_connect(env, proto, mount + "/hello?x=1&y=a%20b",
+                              origin="http://example.test",
+                              extra_headers=[("Cookie", "a=1"),
+                                             ("X-Request-Id", "rq1")]) as ws:
+            seen = json.loads(await ws.recv())
+            eq(seen["path"], "/hello?x=1&y=a%20b", "path at the backend")
+            h = {}
+            for k, v in seen["headers"]:
+                h.setdefault(k.lower(), []).append(v)
+            eq(h.get("host"), [env.authority(proto)], "Host")
+            eq(h.get("origin"), ["http://example.test"], "Origin")
+            eq(h.get("cookie"), ["a=1"], "Cookie")
+            eq(h.get("x-request-id"), ["rq1"], "X-Request-Id")
+            eq(h.get("x-forwarded-for"), ["127.0.0.1"], "X-Forwarded-For")
+            eq(h.get("x-forwarded-proto"),
+               ["http" if proto == "h1" else "https"], "X-Forwarded-Proto")
+            eq(seen["subprotocol"], None, "subprotocol")
+            for m in ("h\u00e9llo", b"\x00\x01\xff", "", b"",
+                      bytes(range(256)) * 4096, "x" * 70000):
+                await ws.send(m)
+                got = await ws.recv()
+                eq(type(got), type(m), "message type")
+                check(got == m, "echo of %d bytes differs", len(m))
+            # fragmented, both types: one message at the backend
+            await ws.send(["ab", "", "cd"])
+            eq(await ws.recv(), "abcd", "fragmented text")
+            await ws.send([b"\x01" * 5000, b"\x02" * 3])
+            eq(await ws.recv(), b"\x01" * 5000 + b"\x02" * 3,
+               "fragmented binary")
+            # lws answers the client's own pings
+            await asyncio.wait_for(await ws.ping(b"p1"), 10)
+            await ws.close(4001, "bye now")
+        eq((ws.close_code, ws.close_reason), (4001, "bye now"),
+           "the close the client saw echoed")
+
+    for mount in WS_MOUNTS:
+        ws_run(one(mount))
+    wait_until(lambda: len(ws_closes(env)) == 2, "backend saw the closes")
+    for r in ws_closes(env):
+        eq((r["closed"], r["reason"]), (4001, "bye now"),
+           "close code and reason at the backend")
