@@ -190,7 +190,7 @@ vhost_protocols(struct udsp_hc_vhost *v, const struct lws_protocols **pp)
 	memcpy(out, pp, sizeof(*out) * (size_t)count);
 	for (k = 0; k < v->n_ws_subprotocols; k++) {
 		for (n = 0; n < count; n++)
-			if (!strcmp(pp[n]->name, v->ws_subprotocols[k]))
+			if (!strcmp(out[n]->name, v->ws_subprotocols[k]))
 				break;
 		if (n < count) {
 			lwsl_warn("%s: vhost '%s': subprotocol '%s' is the "

@@ -1485,3 +1485,155 @@ def t_ws_messages(env, proto):
     for r in ws_closes(env):
         eq((r["closed"], r["reason"]), (4001, "bye now"),
            "close code and reason at the backend")
+
+
+@case("ws-closes", backends=WS_BACKENDS)
+def t_ws_closes(env, proto):
+    """The backend's close code and reason reach the client; a backend that
+    pings gets the client's pong; a backend missing (connect refused) and
+    one dropping the connection or writing garbage end the client's ws
+    with 1014 / 1011 / 1014, and the daemon serves on."""
+    env.start_daemon(mounts=ws_mounts(env))
+
+    async def closes(mount):
+        async with ws_connect(env, proto, mount +
+                              "/close?code=4321&reason=gone%20away") as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq((ws.close_code, ws.close_reason), (4321, "gone away"),
+           "backend's close at the client")
+        async with ws_connect(env, proto, mount + "/ping") as ws:
+            eq(await ws.recv(), "pong-ok", "backend's ping answered")
+        for path, code in (("/abort", 1011), ("/garbage", 1014)):
+            async with ws_connect(env, proto, mount + path) as ws:
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed:
+                    pass
+            eq(ws.close_code, code, "close code after " + path)
+
+    async def missing(mount):
+        async with ws_connect(env, proto, mount + "/echo") as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1014, "close code, backend missing")
+
+    for mount in WS_MOUNTS:
+        ws_run(closes(mount))
+    env.backends["ws"].kill(signal.SIGKILL)
+    for mount in WS_MOUNTS:
+        ws_run(missing(mount))
+    env.get_ok(proto, "/app/bytes/100", "after the ws failures")
+
+
+@case("ws-subprotocols", backends=WS_BACKENDS)
+def t_ws_subprotocols(env, proto):
+    """With ws-subprotocols listed, the 101 names the subprotocol the
+    client offered and the backend accepted; a backend choosing another
+    or none is a 1014, never bridged; a name no mount lists is refused by
+    lws before any 101."""
+    env.start_daemon(mounts=ws_mounts(env, {"ws-subprotocols":
+                                            "chat, superchat"}))
+
+    async def one(mount):
+        async with ws_connect(env, proto, mount + "/hello",
+                              subprotocols=["superchat"]) as ws:
+            eq(ws.subprotocol, "superchat", "subprotocol in the 101")
+            seen = json.loads(await ws.recv())
+            eq(seen["subprotocol"], "superchat", "offered to the backend")
+            await ws.send("x")
+            eq(await ws.recv(), "x", "echo")
+        for path in ("/proto-none", "/proto-other"):
+            async with ws_connect(env, proto, mount + path,
+                                  subprotocols=["chat"]) as ws:
+                eq(ws.subprotocol, "chat", "subprotocol in the 101")
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed:
+                    pass
+            eq(ws.close_code, 1014, "close code for " + path)
+        try:
+            async with ws_connect(env, proto, mount + "/echo",
+                                  subprotocols=["nope"]):
+                pass
+            check(False, "a subprotocol nobody lists was bridged")
+        except websockets.InvalidHandshake:
+            pass
+        except (ConnectionError, EOFError, OSError):
+            pass
+
+    for mount in WS_MOUNTS:
+        ws_run(one(mount))
+
+
+@case("ws-max-message", backends=WS_BACKENDS)
+def t_ws_max_message(env, proto):
+    """ws-max-message-kb 64: a 64 KiB message passes both ways, a larger
+    one from the client or the backend ends the ws with 1009."""
+    env.start_daemon(mounts=ws_mounts(env, {"ws-max-message-kb": "64"}))
+
+    async def one(mount):
+        async with ws_connect(env, proto, mount + "/echo") as ws:
+            await ws.send(b"a" * 65536)
+            eq(len(await ws.recv()), 65536, "64 KiB echoed")
+            await ws.send([b"b" * 40000, b"c" * 40000])
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1009, "client's too big message")
+        async with ws_connect(env, proto, mount +
+                              "/flood?n=1&size=70000") as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1009, "backend's too big message")
+
+    for mount in WS_MOUNTS:
+        ws_run(one(mount))
+
+
+@case("ws-flood-rss", protos=("h1",), backends=WS_BACKENDS, timeout=180)
+def t_ws_flood_rss(env, proto):
+    """A backend flooding a slow client and a client flooding a slow
+    backend (64 MiB each way): all bytes arrive and the serving process's
+    peak RSS stays within 16 MiB of where it started."""
+    env.start_daemon(mounts=ws_mounts(env))
+    pid = env.serving_pid()
+    base = proc_status(pid)["VmRSS"]
+    n, size = 1024, 65536
+
+    async def down():
+        async with ws_connect(env, proto, "/ws/flood?n=%d&size=%d" %
+                              (n, size), max_queue=1,
+                              read_limit=65536) as ws:
+            got = 0
+            while True:
+                try:
+                    m = await ws.recv()
+                except websockets.ConnectionClosed:
+                    break
+                got += len(m)
+                if got % (size * 64) == 0:
+                    await asyncio.sleep(0.05)
+            eq(got, n * size, "bytes the client got")
+
+    async def up():
+        async with ws_connect(env, proto, "/ws/sink?delay=2",
+                              write_limit=65536) as ws:
+            blob = b"z" * size
+            for _ in range(n):
+                await ws.send(blob)
+            await ws.send("end")
+            eq(await ws.recv(), "got %d" % (n * size), "bytes the backend got")
+
+    ws_run(down(), 150)
+    ws_run(up(), 150)
+    peak = proc_status(pid)["VmHWM"]
+    print("ws flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
+    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
