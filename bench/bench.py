@@ -265,6 +265,12 @@ def tests(dur):
 		("h1-1m", "h1 1 MiB bodies, 8 conns", "h1", "/big.txt",
 		 lambda u: ["wrk", "-t1", "-c8", "-d%ss" % d, "--latency", u],
 		 parse_wrk),
+		# 1 MiB over h2 goes in many DATA frames: a server that breaks
+		# the peer's frame size limit (a 32 KiB lws file piece) fails
+		# every request here
+		("h2-1m", "h2 1 MiB bodies over TLS, 8 conns x 1 stream", "h2",
+		 "/big.txt",
+		 lambda u: ["h2load", "-c8", "-m1", "-D", d, u], parse_h2load),
 		("h1-chunked", "h1 chunked small (100 B), keep-alive", "h1",
 		 "/chunked.txt",
 		 lambda u: ["wrk", "-t1", "-c64", "-d%ss" % d, "--latency", u],
@@ -286,30 +292,47 @@ def base_url(t, kind, ports):
 	return "https://127.0.0.1:%d" % ports[t + "_h2"]
 
 
-# lws's file serving has no chunked framing and the 1 MiB file is a
-# throughput test of the proxies; the floor is measured on the small tests
-FLOOR_TESTS = ("h1-small", "h2-m16", "h2-m1")
+# lws's file serving has no chunked framing: the floor is measured on all
+# but the chunked test (the 1 MiB file from its file:// mount included)
+FLOOR_TESTS = ("h1-small", "h2-m16", "h2-m1", "h1-1m", "h2-1m")
+BIG_TESTS = ("h1-1m", "h2-1m")	# reported in MB/s
 
 
-def check_bodies(ports):
-	"""Every target must serve the expected bytes before we time it."""
+def check_bodies(ports, www):
+	"""Every target must serve the expected bytes, over h1 and h2 (curl),
+	before we time it."""
 	import urllib.request
-	want = {"/small.txt": 100, "/big.txt": 1 << 20, "/chunked.txt": 100}
+	want = {}
+	for path in ("/small.txt", "/big.txt", "/chunked.txt"):
+		with open(os.path.join(www, path[1:]), "rb") as f:
+			want[path] = f.read()
 	for t in TARGETS:
-		for path, size in want.items():
+		for path, data in want.items():
 			if t == "floor" and path == "/chunked.txt":
 				continue
 			u = base_url(t, "h1", ports) + path
 			with urllib.request.urlopen(u, timeout=10) as r:
 				body = r.read()
 				te = r.headers.get("Transfer-Encoding", "")
-			if len(body) != size:
-				sys.exit("bench: %s gave %d bytes, want %d"
-					 % (u, len(body), size))
+			if body != data:
+				sys.exit("bench: %s gave %d bytes, not the %d of %s"
+					 % (u, len(body), len(data), path))
 			if path == "/chunked.txt" and t != "floor" and \
 			   "chunked" not in te.lower():
 				say("bench: note: %s not chunked (TE '%s')" % (u, te))
-	say("bench: all targets serve the expected bodies")
+			u = base_url(t, "h2", ports) + path
+			cp = subprocess.run(["curl", "-sS", "-k", "--http2",
+					     "--max-time", "10", "-o", "-", "-w",
+					     "\n%{http_version}", u],
+					    capture_output=True)
+			body, _, ver = cp.stdout.rpartition(b"\n")
+			if cp.returncode or ver != b"2" or body != data:
+				sys.exit("bench: %s over h2: curl exit %d, HTTP/%s, "
+					 "%d bytes, not the %d of %s (%s)"
+					 % (u, cp.returncode, ver.decode(), len(body),
+					    len(data), path,
+					    cp.stderr.decode().strip()))
+	say("bench: all targets serve the expected bodies over h1 and h2")
 
 
 # ---- profiling -------------------------------------------------------------
@@ -702,7 +725,7 @@ def main():
 				pid[t] = workers(p.pid, a.processes)
 			else:
 				pid[t] = [p.pid]
-		check_bodies(ports)
+		check_bodies(ports, www)
 
 		# warm-up: pools filled, lazy allocations made, caches hot
 		for t in TARGETS:
@@ -894,11 +917,11 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 			fmt(v["floor"], nd), ratio(v["ours"], v["floor"])))
 
 	for key_, title, kind, path, mk, parse in tl:
-		unit = "MB/s" if key_ == "h1-1m" else "req/s"
-		k = "mbps" if key_ == "h1-1m" else "rps"
+		unit = "MB/s" if key_ in BIG_TESTS else "req/s"
+		k = "mbps" if key_ in BIG_TESTS else "rps"
 		row("%s, %s" % (title, unit),
 		    {t: m(key_, t, k) for t in TARGETS})
-		if kind == "h1" and key_ != "h1-1m":
+		if kind == "h1" and key_ not in BIG_TESTS:
 			for k, name in (("p50", "p50"), ("p99", "p99")):
 				row("&nbsp;&nbsp;%s latency, ms" % name,
 				    {t: m(key_, t, k) for t in TARGETS}, 2,
@@ -926,8 +949,8 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 		 "divided by the requests done (/proc/PID/stat). The lws floor "
 		 "is a second lws-uds-proxyd with no plugin that serves the "
 		 "same files from a `file://` mount: lws 4.1.6's own cost per "
-		 "request; it has no chunked or proxied path, so only the "
-		 "small-file rows have it. The backend is measured on its TCP "
+		 "request; it has no chunked or proxied path, so the chunked "
+		 "row lacks it. The backend is measured on its TCP "
 		 "and TLS listeners (wrk cannot use a unix socket).")
 	L.append("")
 	L.append("Per-round figures (req/s; MB/s for 1 MiB):\n")
@@ -941,7 +964,7 @@ def make_report(a, res, cpu, rss, prof, ports, cmd, load_start, load_end,
 			rs = res.get((key_, t))
 			if not rs:
 				continue
-			k = "mbps" if key_ == "h1-1m" else "rps"
+			k = "mbps" if key_ in BIG_TESTS else "rps"
 			L.append("| %s | %s | %s |" % (key_, LABEL[t], " | ".join(
 				fmt(r[k], 1 if k == "mbps" else 0) for r in rs)))
 	L.append("")

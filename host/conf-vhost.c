@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,18 +22,9 @@
  * lws 4.1.6 counts "immortal" streams per connection in a byte and aborts
  * past 255 (lws_mux_mark_immortal); the plugin marks each proxied h2
  * stream immortal once its request is in, so stay below that.
+ * docs/lws-notes.md N22
  */
 #define MAX_H2_STREAMS	250
-
-static const char *
-pvo_get(const struct lws_protocol_vhost_options *pvo, const char *name)
-{
-	for (; pvo; pvo = pvo->next)
-		if (!strcmp(pvo->name, name))
-			return pvo->value;
-
-	return NULL;
-}
 
 /* ----------------------------------------------------------------- mounts */
 
@@ -100,7 +92,7 @@ on_mount(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		udsp_hc_list_to_pvos(pc, v->j, &mb->cgienv, 0, "");
 		break;
 	case M_CACHE_MAX_AGE:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			mb->m.cache_max_age = (int)v->i;
 		break;
 	case M_CACHE_REUSE:
@@ -298,7 +290,7 @@ on_vhost(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		memcpy(vb->ws_path, pc->path, pc->plen + 1);
 		break;
 	case V_HEADERS:
-		/* lws wants the header names with their ':' */
+		/* lws wants names with their ':' (docs/lws-notes.md N27) */
 		udsp_hc_list_to_pvos(pc, v->j, &i->headers, 0, ":");
 		break;
 	case V_KEEPALIVE:
@@ -354,16 +346,6 @@ need(struct udsp_hc_pc *pc, struct vb *vb, const char *name, const char *why)
 }
 
 /* the per-vhost pvo that enables a protocol, created if missing */
-static const struct lws_protocol_vhost_options *
-pvo_get_opt(const struct lws_protocol_vhost_options *pvo, const char *name)
-{
-	for (; pvo; pvo = pvo->next)
-		if (!strcmp(pvo->name, name))
-			return pvo;
-
-	return NULL;
-}
-
 static struct lws_protocol_vhost_options *
 vhost_pvo(struct udsp_hc_pc *pc, struct vb *vb, const char *name)
 {
@@ -518,30 +500,31 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 			perr(pc, "origin '%s': no protocol name", mb->origin);
 			return;
 		}
-		if (!strcmp(m->origin, UDSP_PROXY_PROTOCOL)) {
-			backend = pvo_get(m->cgienv, "backend");
-			if (!backend) {
-				/* else the vhost-wide default must exist */
-				const struct lws_protocol_vhost_options *pv =
-					pvo_get_opt(vb->vh->info.pvo,
-						    UDSP_PROXY_PROTOCOL);
+		if (!strcmp(m->origin, UDSP_PROTOCOL_NAME)) {
+			const struct lws_protocol_vhost_options *pv;
 
-				backend = pv ? pvo_get(pv->options,
-						       "backend") : NULL;
+			pv = lws_pvo_search(m->cgienv, "backend");
+			if (!pv) {
+				/* else the vhost-wide default must exist */
+				pv = lws_pvo_search(vb->vh->info.pvo,
+						    UDSP_PROTOCOL_NAME);
+				pv = pv ? lws_pvo_search(pv->options,
+							 "backend") : NULL;
 			}
-			if (!backend) {
+			if (!pv) {
 				perr(pc, "mount '%s' on %s needs a pmo "
 					 "\"backend\" or a \"backend\" "
 					 "option of %s in ws-protocols",
-					 m->mountpoint, UDSP_PROXY_PROTOCOL,
-					 UDSP_PROXY_PROTOCOL);
+					 m->mountpoint, UDSP_PROTOCOL_NAME,
+					 UDSP_PROTOCOL_NAME);
 				return;
 			}
+			backend = pv->value;
 		}
 		break;
 	case LWSMPRO_HTTP:
 	case LWSMPRO_HTTPS:
-		if (pvo_get(mb->pmo, "backend")) {
+		if (lws_pvo_search(mb->pmo, "backend")) {
 			perr(pc, "mount '%s': proxy origin and pmo "
 				 "\"backend\" both given", m->mountpoint);
 			return;
@@ -558,8 +541,8 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 		bpvo->next = mb->pmo;
 		m->cgienv = bpvo;
 		m->origin_protocol = LWSMPRO_CALLBACK;
-		m->origin = UDSP_PROXY_PROTOCOL;
-		m->protocol = UDSP_PROXY_PROTOCOL;
+		m->origin = UDSP_PROTOCOL_NAME;
+		m->protocol = UDSP_PROTOCOL_NAME;
 		break;
 	default:
 		break;
@@ -585,14 +568,14 @@ mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 			return;
 		}
 		/* the plugin's per-vhost init wants to see it enabled */
-		if (!vhost_pvo(pc, vb, UDSP_PROXY_PROTOCOL))
+		if (!vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
 			return;
 	}
 
 	if (m->protocol) {
 		snprintf(why, sizeof(why), "mount '%s'", m->mountpoint);
 		need(pc, vb, m->protocol, why);
-		if (!strcmp(m->protocol, UDSP_PROXY_PROTOCOL))
+		if (!strcmp(m->protocol, UDSP_PROTOCOL_NAME))
 			mount_ws(pc, vb, m);
 	}
 
@@ -683,7 +666,7 @@ mount_ws(struct udsp_hc_pc *pc, struct vb *vb, struct lws_http_mount *m)
 			}
 		}
 	}
-	if (pvo_get(m->cgienv, "mountpoint"))
+	if (lws_pvo_search(m->cgienv, "mountpoint"))
 		return;
 	mp = udsp_hc_pvo_new(pc, "mountpoint", m->mountpoint);
 	if (!mp)
@@ -705,9 +688,9 @@ ws_default(struct udsp_hc_pc *pc, struct vb *vb)
 	struct lws_protocol_vhost_options *mine, *d;
 
 	for (pvo = vb->vh->info.pvo; pvo; pvo = pvo->next)
-		if (pvo_get_opt(pvo->options, "default"))
+		if (lws_pvo_search(pvo->options, "default"))
 			return;
-	mine = vhost_pvo(pc, vb, UDSP_PROXY_PROTOCOL);
+	mine = vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME);
 	d = udsp_hc_pvo_new(pc, "default", "1");
 	if (!mine || !d)
 		return;
@@ -783,7 +766,7 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 	const struct lws_protocol_vhost_options **tail;
 	struct lws_protocol_vhost_options *pvo, *al;
 
-	pvo = vhost_pvo(pc, vb, UDSP_PROXY_PROTOCOL);
+	pvo = vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME);
 	if (!pvo)
 		return;
 	for (tail = &pvo->options; *tail;
@@ -792,7 +775,7 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 		if (!strcmp((*tail)->name, "access-log")) {
 			perr(pc, "access-log is given both as a vhost key and "
 				 "as an option of %s in ws-protocols",
-				 UDSP_PROXY_PROTOCOL);
+				 UDSP_PROTOCOL_NAME);
 			return;
 		}
 	al = udsp_hc_pvo_new(pc, "access-log", vb->vh->access_log);
@@ -800,7 +783,7 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 		*tail = al;
 }
 
-/* lws_h2_stock_settings (lib/roles/h2/ops-h2.c) as of lws 4.1.6 */
+/* lws_h2_stock_settings as of lws 4.1.6 (docs/lws-notes.md N23) */
 static const uint32_t h2_stock[7] = {
 	1,		/* use these, not lws's */
 	65536,		/* H2SET_HEADER_TABLE_SIZE */
@@ -830,6 +813,7 @@ udsp_hc_vhost(struct udsp_hc_pc *pc, json_object *o, size_t idx)
 	/*
 	 * lwsws's documented default (lws itself uses 5 s): an h2 client that
 	 * pauses mid-upload longer than this loses its whole connection.
+	 * docs/lws-notes.md N21
 	 */
 	i->keepalive_timeout = 60;
 

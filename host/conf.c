@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -455,11 +456,11 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 
 	switch (k->id) {
 	case G_UID:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			hc->uid = (int)v->i;
 		break;
 	case G_GID:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			hc->gid = (int)v->i;
 		break;
 	case G_USERNAME:
@@ -508,7 +509,7 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		pwarn(pc, "not supported by this lws build (ignored)");
 		break;
 	case G_RLIMIT_NOFILE:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			hc->rlimit_nofile = (int)v->i;
 		break;
 	case G_MAX_HDR:
@@ -516,7 +517,7 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 			hc->max_http_header_data = (unsigned short)v->i;
 		break;
 	case G_DRAIN:
-		if (udsp_hc_int_in(pc, v->i, 0, 0x7fffffff))
+		if (udsp_hc_int_in(pc, v->i, 0, INT_MAX))
 			hc->reload_drain_secs = (int)v->i;
 		break;
 	case G_PROCESSES:
@@ -723,7 +724,7 @@ load_file(struct udsp_hconf *hc, const char *f, int *errors)
 static int
 confd_filter(const struct dirent *de)
 {
-	/* as lws_dir: skip dot files and editor backups ("conf~") */
+	/* as lws_dir, skip "conf~"; also dot files (docs/lws-notes.md N39) */
 	return de->d_name[0] != '.' && !strchr(de->d_name, '~');
 }
 

@@ -18,7 +18,6 @@
 #define UDSP_HC_DEF_H2_STREAMS		128
 #define UDSP_HC_MAX_PROCESSES		64
 #define UDSP_HC_MAX_CONNECTIONS		(1 << 20)
-#define UDSP_PROXY_PROTOCOL		"lws-uds-proxy"
 
 struct udsp_hc_chunk;
 

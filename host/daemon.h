@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "conf.h"
+#include "proc.h"
 
 #define UDSP_MAX_CLI_DIRS	(UDSP_HC_MAX_PLUGIN_DIRS + 8)
 
@@ -46,12 +47,6 @@ udsp_log_init(int level, int force_err);
 int
 udsp_log_flush(int all);
 
-/* the write ends of the idle pipes put over closed listeners (serve.c) */
-struct udsp_quiet {
-	int		fd[64];	/* owned */
-	int		n;
-};
-
 /* count-processes > 1: what the serving process hands its worker manager */
 struct udsp_workers {
 	struct lws_context	*cx;	/* vhosts bound, never serviced */
@@ -70,15 +65,6 @@ int
 udsp_serve_check(const struct udsp_opts *o);
 int
 udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd);
-void
-udsp_serve_tell(int fd, char c);
-int
-udsp_serve_close_listeners(struct udsp_quiet *q);
-
-/* fn(fd) for each listening socket of this process; returns for how many
- * fn returned 0, or -1 if they cannot be listed */
-int
-udsp_listeners_each(const char *who, int (*fn)(int fd, void *arg), void *arg);
 
 /* limits.c */
 void

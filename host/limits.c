@@ -19,7 +19,7 @@
  *
  * So the gate works below lws.  A paused listener's descriptor number is
  * pointed (dup3) at the read end of a pipe that never becomes readable,
- * as a reload does (serve.c); a copy of the listening socket kept since
+ * as a reload does (proc.c); a copy of the listening socket kept since
  * start-up is put back to resume.  The socket itself stays open, so the
  * kernel queues new connections in its backlog meanwhile, as nginx's
  * paused listeners do.  This relies on lws polling with poll(), which
@@ -43,9 +43,9 @@
 #define _GNU_SOURCE	/* dup3, pipe2 */
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,24 +363,6 @@ dummy:
 /* ------------------------------------------------------------- set-up */
 
 static int
-count_fds(void)
-{
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-
-	return n - 1;	/* not the dir's own */
-}
-
-static int
 add_listener(int fd, void *arg)
 {
 	struct listener *l;
@@ -419,15 +401,15 @@ udsp_gate_start(struct lws_context *cx, int max_conns)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return -1;
-	g.nofile = rl.rlim_cur > 0x7fffffff ? 0x7fffffff : (int)rl.rlim_cur;
+	g.nofile = rl.rlim_cur > INT_MAX ? INT_MAX : (int)rl.rlim_cur;
 
 	if (pipe2(g.quiet, O_CLOEXEC)) {
 		lwsl_err("accept gate: pipe: %s\n", strerror(errno));
 		return -1;
 	}
-	udsp_listeners_each("accept gate", add_listener, NULL);
+	udsp_proc_listeners_each("accept gate", add_listener, NULL);
 
-	base = count_fds();
+	base = udsp_proc_count_fds();
 	g.margin = g.nofile / 64 > 16 ? g.nofile / 64 : 16;
 	/* one descriptor for the client, one for its backend connection */
 	room = (g.nofile - base - g.margin) / 2;

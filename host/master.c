@@ -216,17 +216,6 @@ on_status(struct kid *k, char c)
 	}
 }
 
-static void
-describe(int status, char *buf, size_t len)
-{
-	if (WIFEXITED(status))
-		lws_snprintf(buf, len, "exit %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		lws_snprintf(buf, len, "signal %d", WTERMSIG(status));
-	else
-		lws_snprintf(buf, len, "status 0x%x", status);
-}
-
 /*
  * Returns -1 to carry on, else the master's exit code: the service cannot
  * go on (no process listens any more).
@@ -236,7 +225,7 @@ reap(int stopping)
 {
 	struct kid *k, *nk;
 	int n, status, ret = -1;
-	char how[32];
+	char how[UDSP_PROC_DESCRIBE_LEN];
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -246,7 +235,7 @@ reap(int stopping)
 		if (n == MAX_KIDS)
 			continue;
 		k = &kids[n];
-		describe(status, how, sizeof(how));
+		udsp_proc_describe(status, how, sizeof(how));
 
 		switch (k->state) {
 		case K_STARTING:

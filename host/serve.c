@@ -6,12 +6,8 @@
  * to make way for a reloaded one.  With count-processes > 1 it hands its
  * bound context to workers.c, and each worker runs the service loop here.
  */
-#define _GNU_SOURCE	/* pipe2, dup3 */
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +20,7 @@
 #include <libwebsockets.h>
 
 #include "daemon.h"
+#include "origin.h"
 
 #if !defined(UDSP_DEFAULT_PLUGIN_DIR)
 #define UDSP_DEFAULT_PLUGIN_DIR "/usr/local/lib/lws-uds-proxy/plugins"
@@ -41,7 +38,7 @@ struct srv {
 	lws_sorted_usec_list_t	sul_drain;
 	lws_sorted_usec_list_t	sul_log;	/* log.c's held lines */
 	lws_usec_t		drain_deadline;	/* 0: none */
-	struct udsp_quiet	quiet;	/* see udsp_serve_close_listeners() */
+	struct udsp_quiet	quiet;	/* see udsp_proc_close_listeners() */
 	SSL_CTX			*client_ctx;	/* owned, shared by vhosts */
 	unsigned int		deprecated:1;
 	unsigned int		worker:1;	/* one of count-processes */
@@ -51,13 +48,27 @@ static struct lws_context *context;
 static volatile sig_atomic_t interrupted, deprecate_req;
 
 /*
+ * The largest frame payload every h2 peer takes (RFC 9113 4.2: the
+ * initial SETTINGS_MAX_FRAME_SIZE).  lws 4.1.6 never splits a DATA frame
+ * nor reads the peer's setting: each lws_write on an h2 stream is one
+ * frame, so every writer must stay within this.
+ */
+#define UDSP_H2_FRAME_MAX 16384
+
+/*
  * protocols[0] of every vhost: plain HTTP (mounts, files, redirects) for
  * connections that no plugin protocol claims, as with lwsws.  lws also
  * tells it of every accepted connection: the accept gate (limits.c)
- * counts them there.
+ * counts them there.  It is also the protocol of every h2 stream that
+ * serves a file:// mount, and lws sizes each file piece (one DATA frame
+ * on h2) as pt_serv_buf_size capped by tx_packet_size: the cap keeps a
+ * file's frames within UDSP_H2_FRAME_MAX while pt_serv_buf_size stays
+ * large for reads.  It costs no send(): the h2 network connection (bound
+ * here too) sends up to tx_packet_size + LWS_PRE + 4 per call, a whole
+ * 16 KiB frame with its 9-byte header.
  */
 static const struct lws_protocols proto_http = {
-	"http-only", udsp_gate_callback, 0, 0, 0, NULL, 0
+	"http-only", udsp_gate_callback, 0, 0, 0, NULL, UDSP_H2_FRAME_MAX
 };
 
 static void
@@ -70,19 +81,6 @@ on_signal(int sig)
 	/* only writes to lws's event pipe: safe in a handler */
 	if (context)
 		lws_cancel_service(context);
-}
-
-void
-udsp_serve_tell(int fd, char c)
-{
-	ssize_t r;
-
-	if (fd < 0)
-		return;
-	do
-		r = write(fd, &c, 1);
-	while (r < 0 && errno == EINTR);
-	/* a master that went away takes us down with PDEATHSIG anyway */
 }
 
 static int
@@ -175,7 +173,7 @@ vhost_protocols(struct udsp_hc_vhost *v, const struct lws_protocols **pp)
 	if (!v->n_ws_subprotocols)
 		return pp;
 	for (n = 0; pp[n]; n++)
-		if (!strcmp(pp[n]->name, UDSP_PROXY_PROTOCOL))
+		if (!strcmp(pp[n]->name, UDSP_PROTOCOL_NAME))
 			proxy = pp[n];
 	count = n;
 	if (!proxy)
@@ -393,6 +391,7 @@ udsp_serve_check(const struct udsp_opts *o)
  * process closing its listeners and this one binding them.  Build the same
  * thing once, before that, and hand it to the vhosts that have no client
  * TLS settings of their own.  (The plugin runs its own TLS to backends.)
+ * docs/lws-notes.md N32
  */
 static SSL_CTX *
 shared_client_ctx(void)
@@ -494,7 +493,7 @@ create_vhosts(struct srv *s, uint64_t ctx_opts)
 
 /*
  * lws unlinks a unix-socket vhost's path when the vhost is destroyed
- * (__lws_vhost_destroy2() in 4.1.6).  After a reload the path belongs to
+ * (docs/lws-notes.md N33).  After a reload the path belongs to
  * the new process's listener, so a draining old process must not remove
  * it.  lws keeps our info.iface pointer (vh->iface = info->iface), which
  * points into our config arena: emptying it makes that unlink a no-op.
@@ -528,29 +527,6 @@ keep_foreign_sockets(struct srv *s)
 	}
 }
 
-/* client and backend connections still open (sockets beyond stdio) */
-static int
-count_connections(void)
-{
-	struct dirent *de;
-	struct stat st;
-	int n = 0, fd;
-	DIR *d;
-
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while ((de = readdir(d))) {
-		fd = atoi(de->d_name);
-		if (fd > 2 && fd != dirfd(d) && !fstat(fd, &st) &&
-		    S_ISSOCK(st.st_mode))
-			n++;
-	}
-	closedir(d);
-
-	return n;
-}
-
 /*
  * The old process ends once its last client and backend connection is
  * gone (or at reload-drain-secs): lws has no public count of them.
@@ -559,7 +535,7 @@ static void
 drain_check(lws_sorted_usec_list_t *sul)
 {
 	struct srv *s = lws_container_of(sul, struct srv, sul_drain);
-	int n = count_connections();
+	int n = udsp_proc_count_sockets();
 
 	if (!n)
 		lwsl_notice("reload: old process drained, exiting\n");
@@ -576,80 +552,10 @@ drain_check(lws_sorted_usec_list_t *sul)
 	 * We are inside lws_service(), which polls next with no timeout when
 	 * no timer is left: without a wake-up the loop would only see the
 	 * flag at some unrelated event (27 s later in a test).
+	 * docs/lws-notes.md N38
 	 */
 	interrupted = 1;
 	lws_cancel_service(context);
-}
-
-/*
- * Close every listener so that the new process can bind its addresses, and
- * leave lws none the wiser: lws_context_deprecate() would do it, but in
- * 4.1.6 it reads the listener wsi after lws_close_free_wsi() freed it
- * (vhost.c), which crashes with lws's own poll loop.  Instead each
- * listening socket's fd is replaced (dup3) by the read end of a pipe that
- * never becomes readable: the kernel socket closes, the fd number that lws
- * polls stays valid and quiet, and lws closes it at exit as usual.  With
- * workers, each of them and their manager hold a copy of every listener,
- * and the socket closes only once all of them have done this.
- *
- * Returns how many listeners were closed, or -1.  The pipes' write ends go
- * in *q; the caller closes them after lws_context_destroy().
- */
-int
-udsp_listeners_each(const char *who, int (*fn)(int fd, void *arg), void *arg)
-{
-	struct dirent *de;
-	struct stat st;
-	int fd, on, n = 0;
-	socklen_t len;
-	DIR *d;
-
-	d = opendir("/proc/self/fd");
-	if (!d) {
-		lwsl_err("%s: /proc/self/fd: %s\n", who, strerror(errno));
-		return -1;
-	}
-	while ((de = readdir(d))) {
-		fd = atoi(de->d_name);
-		len = sizeof(on);
-		if (fd <= 2 || fd == dirfd(d) || fstat(fd, &st) ||
-		    !S_ISSOCK(st.st_mode) ||
-		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) ||
-		    !on)
-			continue;
-		n += !fn(fd, arg);
-	}
-	closedir(d);
-
-	return n;
-}
-
-static int
-quiet_one(int fd, void *arg)
-{
-	struct udsp_quiet *q = arg;
-	int p[2], ret = -1;
-
-	if (q->n == LWS_ARRAY_SIZE(q->fd) || pipe2(p, O_CLOEXEC)) {
-		lwsl_err("reload: cannot replace listener fd %d\n", fd);
-		return -1;
-	}
-	if (dup3(p[0], fd, O_CLOEXEC) < 0) {
-		lwsl_err("reload: dup3: %s\n", strerror(errno));
-		close(p[1]);
-	} else {
-		q->fd[q->n++] = p[1];
-		ret = 0;
-	}
-	close(p[0]);
-
-	return ret;
-}
-
-int
-udsp_serve_close_listeners(struct udsp_quiet *q)
-{
-	return udsp_listeners_each("reload", quiet_one, q);
 }
 
 static void
@@ -659,10 +565,10 @@ deprecate(struct srv *s)
 
 	s->deprecated = 1;
 	udsp_gate_stop();
-	n = udsp_serve_close_listeners(&s->quiet);
-	udsp_serve_tell(s->st_fd, UDSP_ST_DEPRECATED);
+	n = udsp_proc_close_listeners(&s->quiet);
+	udsp_proc_tell(s->st_fd, UDSP_ST_DEPRECATED);
 	lwsl_notice("reload: %d listener(s) closed, finishing %d open "
-		    "connection(s)\n", n, count_connections());
+		    "connection(s)\n", n, udsp_proc_count_sockets());
 	if (s->hc.reload_drain_secs)
 		s->drain_deadline = lws_now_usecs() +
 			(lws_usec_t)s->hc.reload_drain_secs * LWS_US_PER_SEC;
@@ -786,6 +692,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	 * What lws reads per recv() (a backend's response arrives through
 	 * it) and sends per call on connections no plugin sizes (the h2
 	 * network connection: a 16 KiB DATA frame in one send()).
+	 * docs/lws-notes.md N6
 	 */
 	info.pt_serv_buf_size = 32768;
 	info.count_threads = 1;
@@ -800,7 +707,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	s.client_ctx = shared_client_ctx();
 
 	if (go_fd >= 0) {
-		udsp_serve_tell(st_fd, UDSP_ST_PREPARED);
+		udsp_proc_tell(st_fd, UDSP_ST_PREPARED);
 		if (wait_go(go_fd)) {
 			ret = interrupted ? 0 : 1;
 			goto bail_ctx;
@@ -819,7 +726,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 			goto bail_ctx;
 		}
 	} else {
-		udsp_serve_tell(st_fd, UDSP_ST_READY);
+		udsp_proc_tell(st_fd, UDSP_ST_READY);
 		lwsl_notice("lws-uds-proxyd: serving (%d vhost%s)\n",
 			    s.hc.count_vhosts,
 			    s.hc.count_vhosts == 1 ? "" : "s");

@@ -15,7 +15,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -114,6 +113,7 @@ count_in(const struct mgr *m, unsigned int states)
  * says so and never notices; a worker would block in accept() instead,
  * serving nothing else until the next connection came.  O_NONBLOCK belongs
  * to the open file, which the workers share: set it once, before the fork.
+ * docs/lws-notes.md N35
  */
 static int
 nonblocking_one(int fd, void *arg)
@@ -135,7 +135,7 @@ nonblocking_listeners(void)
 {
 	int bad = 0;
 
-	if (udsp_listeners_each("workers", nonblocking_one, &bad) < 0)
+	if (udsp_proc_listeners_each("workers", nonblocking_one, &bad) < 0)
 		return -1;
 
 	return bad ? -1 : 0;
@@ -153,42 +153,16 @@ nonblocking_listeners(void)
  * poll().  So each worker puts a fresh eventfd on the same fd number,
  * which lws goes on polling none the wiser.  lws does not tell us the
  * number, but it is the only eventfd the process has here.
+ * docs/lws-notes.md N36
  */
 static int
 own_event_pipe(void)
 {
-	char path[48], link[64];
-	int fd, found = -1, count = 0, efd;
-	struct dirent *de;
-	ssize_t r;
-	DIR *d;
+	int found, efd;
 
-	d = opendir("/proc/self/fd");
-	if (!d) {
-		lwsl_err("worker: /proc/self/fd: %s\n", strerror(errno));
+	found = udsp_proc_find_eventfd("worker");
+	if (found < 0)
 		return -1;
-	}
-	while ((de = readdir(d))) {
-		fd = atoi(de->d_name);
-		if (fd <= 2 || fd == dirfd(d))
-			continue;
-		lws_snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		r = readlink(path, link, sizeof(link) - 1);
-		if (r <= 0)
-			continue;
-		link[r] = '\0';
-		if (!strcmp(link, "anon_inode:[eventfd]")) {
-			found = fd;
-			count++;
-		}
-	}
-	closedir(d);
-
-	if (count != 1) {
-		lwsl_err("worker: found %d eventfds, expected lws's one\n",
-			 count);
-		return -1;
-	}
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (efd < 0 || dup3(efd, found, O_CLOEXEC) < 0) {
 		lwsl_err("worker: new eventfd: %s\n", strerror(errno));
@@ -206,6 +180,7 @@ own_event_pipe(void)
  * that setting when a process changes its credentials, and lws drops
  * privileges ("username", "uid") at protocol init, in the worker's first
  * lws_service().  This runs just after that, to arm it again.
+ * docs/lws-notes.md N37
  */
 static void
 rearm_deathsig(lws_sorted_usec_list_t *sul)
@@ -301,27 +276,12 @@ later:
 }
 
 static void
-describe(int status, char *buf, size_t len)
-{
-	/* nginx's words, which people grep their logs for */
-	if (WIFSIGNALED(status))
-		lws_snprintf(buf, len, "exited on signal %d%s",
-			     WTERMSIG(status),
-			     WCOREDUMP(status) ? " (core dumped)" : "");
-	else if (WIFEXITED(status))
-		lws_snprintf(buf, len, "exited with code %d",
-			     WEXITSTATUS(status));
-	else
-		lws_snprintf(buf, len, "ended with status 0x%x", status);
-}
-
-static void
 reap(struct mgr *m)
 {
 	int64_t now = now_ms();
 	struct worker *k;
 	int n, status;
-	char how[48];
+	char how[UDSP_PROC_DESCRIBE_LEN];
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -331,7 +291,7 @@ reap(struct mgr *m)
 		if (n == m->w->count)
 			continue;
 		k = &m->wk[n];
-		describe(status, how, sizeof(how));
+		udsp_proc_describe(status, how, sizeof(how));
 
 		if (k->state == W_SERVING && m->state == M_SERVING) {
 			/*
@@ -371,7 +331,7 @@ deprecate(struct mgr *m)
 	int n, c = 0, closed;
 
 	/* the kernel sockets close once the workers have closed theirs too */
-	closed = udsp_serve_close_listeners(m->w->quiet);
+	closed = udsp_proc_close_listeners(m->w->quiet);
 	for (n = 0; n < m->w->count; n++) {
 		if (m->wk[n].state != W_SERVING)
 			continue;
@@ -455,7 +415,7 @@ progress(struct mgr *m, int *wr, int *timeout)
 			break;
 		}
 		/* every listener copy is closed: the new process may bind */
-		udsp_serve_tell(m->w->st_fd, UDSP_ST_DEPRECATED);
+		udsp_proc_tell(m->w->st_fd, UDSP_ST_DEPRECATED);
 		m->state = M_DRAINING;
 		m->deadline = m->w->drain_secs ? now + END_MS +
 				(int64_t)m->w->drain_secs * 1000 : 0;
@@ -568,7 +528,7 @@ udsp_workers_run(const struct udsp_workers *w, int *to_manager)
 			return UDSP_WORKER;
 
 	/* the listeners were bound before the fork */
-	udsp_serve_tell(w->st_fd, UDSP_ST_READY);
+	udsp_proc_tell(w->st_fd, UDSP_ST_READY);
 	lwsl_notice("lws-uds-proxyd: serving with %d worker processes\n",
 		    w->count);
 

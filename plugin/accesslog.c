@@ -13,6 +13,18 @@
 #include <unistd.h>
 #include <errno.h>
 
+/*
+ * Sizes of a line's parts.  Each escaped header value (Referer,
+ * User-Agent) is cut to fit ALOG_FIELD, the escaped request line to fit
+ * ALOG_RLINE; the rest of each part (peer address, time, quotes, status,
+ * byte count) fits in the slack, so a line is never cut.
+ */
+#define ALOG_FIELD	1100
+#define ALOG_RLINE	(2 * ALOG_FIELD)
+#define ALOG_PRE	(ALOG_RLINE + 400)	/* peer, time, request line */
+#define ALOG_POST	(2 * ALOG_FIELD + 100)	/* referer, user agent */
+#define ALOG_LINE	(ALOG_PRE + ALOG_POST + 100)
+
 int
 udsp_alog_open(struct udsp_vhd *vhd, const char *path)
 {
@@ -75,7 +87,7 @@ void
 udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target)
 {
 	struct lws *wsi = r->cwsi;
-	char when[40], ref[1100], ua[1100], rl[2200];
+	char when[40], ref[ALOG_FIELD], ua[ALOG_FIELD], rl[ALOG_RLINE];
 	time_t now = time(NULL);
 	struct tm tm;
 	int n;
@@ -92,23 +104,23 @@ udsp_alog_begin(struct udsp_relay *r, const char *method, const char *target)
 							  "HTTP/1.1");
 	esc(rl + n + 1, sizeof(rl) - (size_t)n - 1, rl, n);
 
-	r->alog_pre = malloc(2600);
-	r->alog_post = malloc(2300);
+	r->alog_pre = malloc(ALOG_PRE);
+	r->alog_post = malloc(ALOG_POST);
 	if (!r->alog_pre || !r->alog_post) {
 		free(r->alog_pre);
 		free(r->alog_post);
 		r->alog_pre = r->alog_post = NULL;
 		return;
 	}
-	lws_snprintf(r->alog_pre, 2600, "%s - - [%s] \"%s\" ",
+	lws_snprintf(r->alog_pre, ALOG_PRE, "%s - - [%s] \"%s\" ",
 		     r->peer[0] ? r->peer : "-", when, rl + n + 1);
-	lws_snprintf(r->alog_post, 2300, " \"%s\" \"%s\"\n", ref, ua);
+	lws_snprintf(r->alog_post, ALOG_POST, " \"%s\" \"%s\"\n", ref, ua);
 }
 
 void
 udsp_alog_end(struct udsp_relay *r, int status)
 {
-	char line[5000];
+	char line[ALOG_LINE];
 	int n;
 
 	if (!r->alog_pre || r->vhd->alog_fd < 0)

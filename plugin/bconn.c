@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT
  *
  * Backend connections: lws RAW client wsis to unix or TCP backends, TLS run
- * here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do TLS, NOTES
- * §3), and the per-backend pool of idle keep-alive connections.  What goes
- * over a connection is the relay's business.
+ * here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do TLS,
+ * docs/lws-notes.md N3), and the per-backend pool of idle keep-alive
+ * connections.  What goes over a connection is the relay's business.
  */
 #include "private.h"
 
 #include <stdlib.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -64,16 +66,31 @@ kick_queue(struct udsp_backend *be)
 	udsp_bconn_get(r);
 }
 
+/*
+ * The backend's connection is gone (bc may live on a while to hand the
+ * relay what it left unread): its max-conns slot is free.
+ */
+static void
+bconn_uncount(struct udsp_bconn *bc)
+{
+	if (bc->uncounted)
+		return;
+	bc->uncounted = 1;
+	bc->be->nconns--;
+	kick_queue(bc->be);
+}
+
 static void
 bconn_free(struct udsp_bconn *bc)
 {
-	struct udsp_backend *be = bc->be;
-
+	if (bc->tailfd >= 0) {
+		lws_sul_cancel(&bc->sul_tail);
+		close(bc->tailfd);
+	}
 	if (bc->ssl)
 		SSL_free(bc->ssl);	/* frees both BIOs */
+	bconn_uncount(bc);
 	free(bc);
-	be->nconns--;
-	kick_queue(be);
 }
 
 static void
@@ -124,12 +141,15 @@ fds_ok(void)
 static int
 plain_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 {
+	if (!bc->wsi)
+		/* TLS's own records after the peer hung up: none can go */
+		return 0;
 	/*
 	 * RAW writes carry no framing, so lws does not touch the LWS_PRE
 	 * area; a partial write is buffered by lws and finished before the
 	 * next WRITEABLE.
 	 */
-	/* with output already queued, lws appends and returns less */
+	/* queued output: lws appends, returns less (docs/lws-notes.md N6) */
 	if (lws_write(bc->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
 		return -1;
 
@@ -178,13 +198,27 @@ udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 	return 0;
 }
 
+static void
+tail_cb(lws_sorted_usec_list_t *sul);
+
 void
 udsp_bconn_rx_flow(struct udsp_bconn *bc, int on)
 {
-	if (!bc->wsi || bc->paused == !on)
+	if (bc->paused == !on)
 		return;
-	lws_rx_flow_control(bc->wsi, on);
 	bc->paused = !on;
+	if (bc->tailfd >= 0) {
+		/*
+		 * The relay made room: read on from the event loop, not from
+		 * inside the relay's own callback that asked for it.
+		 */
+		if (on)
+			lws_sul_schedule(bc->vhd->cx, 0, &bc->sul_tail, tail_cb,
+					 1);
+		return;
+	}
+	if (bc->wsi)
+		lws_rx_flow_control(bc->wsi, on);
 }
 
 static SSL_CTX *
@@ -354,6 +388,7 @@ udsp_bconn_get(struct udsp_relay *r)
 	}
 	bc->vhd = r->vhd;
 	bc->be = be;
+	bc->tailfd = -1;
 	be->nconns++;
 	bind_relay(r, bc);
 
@@ -376,8 +411,8 @@ udsp_bconn_get(struct udsp_relay *r)
 		/*
 		 * Synchronous failure (ENOENT, ECONNREFUSED on a unix
 		 * socket, EMFILE from socket()): lws suppressed
-		 * CLIENT_CONNECTION_ERROR and left *pwsi dangling (NOTES §2),
-		 * so nothing else will free bc.
+		 * CLIENT_CONNECTION_ERROR and left *pwsi dangling
+		 * (docs/lws-notes.md N1), so nothing else will free bc.
 		 */
 		err = errno;
 		lws_snprintf(why, sizeof(why), "%s",
@@ -432,6 +467,7 @@ udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
 	bc->vhd = vhd;
 	bc->be = be;
 	bc->ws = ws;	/* released with reusable 0: never pooled */
+	bc->tailfd = -1;
 	be->nconns++;
 
 	memset(&i, 0, sizeof(i));
@@ -493,6 +529,9 @@ udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 		/* RAW_CLOSE follows and frees bc */
 		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
 				LWS_TO_KILL_ASYNC);
+	else if (!bc->busy)
+		/* a tail, unless we are reading it (then we free it) */
+		bconn_free(bc);
 }
 
 static int
@@ -555,7 +594,8 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 		health(bc->be, 1, NULL);
 		if (bc->r && bc->r->state == UDSP_RS_CONNECTING)
 			udsp_relay_set_state(bc->r, UDSP_RS_SEND, "tls up");
-		lws_callback_on_writable(bc->wsi);
+		if (bc->wsi)
+			lws_callback_on_writable(bc->wsi);
 	}
 
 	while (bc->r || bc->ws) {
@@ -579,26 +619,79 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 
 /*
  * lws closes a wsi whose peer hung up while rx was paused without reading
- * what is still queued in the socket (NOTES §6).  Read it ourselves before
- * the relay hears of the close, or a close-delimited or just-finished body
- * would be cut short.  The kernel's socket buffer bounds this.
+ * what is still queued in the socket (docs/lws-notes.md N5), and may do
+ * so in the same poll round in which we resumed rx.  On a unix socket that
+ * hang-up comes as soon as the backend closes, usually right after the last
+ * bytes of a response it could send whole into the socket buffer: those
+ * bytes are all there, and must reach the client.
+ *
+ * So the rest is read here, as the relay makes room (never more than it
+ * could take while reading normally): first from lws's socket inside
+ * RAW_CLOSE, then, if the relay pauses with bytes left, from our own
+ * duplicate of the socket, which outlives the wsi.  The peer is gone, so
+ * what is queued is all there will be: EAGAIN is the end, as EOF.
+ *
+ * Returns 1 when the rest is used up or the relay let go, 0 when paused
+ * with bytes left.
  */
-static void
-drain(struct lws *wsi, struct udsp_bconn *bc)
+static int
+tail_read(struct udsp_bconn *bc, int fd)
 {
 	uint8_t buf[UDSP_TLS_CHUNK];
-	lws_sockfd_type fd = lws_get_socket_fd(wsi);
 	ssize_t n;
 
-	if (fd < 0)
-		return;
-	while (bc->r || bc->ws) {
+	while ((bc->r || bc->ws) && !bc->paused) {
 		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
-			break;
+			return 1;
 		if (on_rx(bc, buf, (size_t)n))
-			break;
+			return 1;
 	}
+	if (!bc->r && !bc->ws)
+		return 1;
+
+	do
+		n = recv(fd, buf, 1, MSG_DONTWAIT | MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+
+	return n <= 0;
+}
+
+/*
+ * The backend's side has ended: tell its owner (a relay or a ws), if one
+ * is still bound, once everything the backend sent has been handed over.
+ */
+static void
+bconn_ended(struct udsp_bconn *bc)
+{
+	struct udsp_relay *r = bc->r;
+	struct udsp_ws *ws = bc->ws;
+	int connected = bc->connected && (!bc->ssl || bc->tls_up),
+	    reused = bc->reused;
+
+	unbind_relay(bc);
+	bc->ws = NULL;	/* udsp_ws_backend_closed() forgets bc */
+	bconn_free(bc);
+	if (r)
+		udsp_relay_backend_closed(r, connected, reused);
+	if (ws)
+		udsp_ws_backend_closed(ws, connected);
+}
+
+static void
+tail_cb(lws_sorted_usec_list_t *sul)
+{
+	struct udsp_bconn *bc = lws_container_of(sul, struct udsp_bconn,
+						 sul_tail);
+	int done;
+
+	bc->busy = 1;
+	done = tail_read(bc, bc->tailfd);
+	bc->busy = 0;
+	if (done)
+		bconn_ended(bc);
 }
 
 int
@@ -607,9 +700,7 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 {
 	struct udsp_bconn *bc = (struct udsp_bconn *)
 					lws_get_opaque_user_data(wsi);
-	struct udsp_relay *r;
-	struct udsp_ws *ws;
-	int connected, reused;
+	lws_sockfd_type fd;
 
 	if (!bc)
 		return reason == LWS_CALLBACK_RAW_CLOSE ? 0 : -1;
@@ -634,29 +725,41 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_RAW_CLOSE:
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		/* lws delivers exactly one of these two per wsi */
-		if (reason == LWS_CALLBACK_RAW_CLOSE && bc->paused &&
-		    (bc->r || bc->ws))
-			drain(wsi, bc);
+		/* lws delivers exactly one of these two per wsi (docs/lws-notes.md N2) */
 		lws_set_opaque_user_data(wsi, NULL);
+		fd = lws_get_socket_fd(wsi);
+		/* from here on nothing may touch the dying wsi */
 		bc->wsi = NULL;
+		bc->dead = 1;
 		if (lws_dll2_is_detached(&bc->list) == 0)
 			lws_dll2_remove(&bc->list);
-		connected = bc->connected && (!bc->ssl || bc->tls_up);
-		reused = bc->reused;
 		if (!bc->connected)
 			health(bc->be, 0, reason ==
 			       LWS_CALLBACK_CLIENT_CONNECTION_ERROR && in ?
 			       (const char *)in : "connect failed");
-		r = bc->r;
-		ws = bc->ws;
-		unbind_relay(bc);
-		bc->ws = NULL;	/* udsp_ws_backend_closed() forgets bc */
-		bconn_free(bc);
-		if (r)
-			udsp_relay_backend_closed(r, connected, reused);
-		if (ws)
-			udsp_ws_backend_closed(ws, connected);
+
+		if (reason == LWS_CALLBACK_RAW_CLOSE && (bc->r || bc->ws) &&
+		    fd >= 0) {
+			bc->busy = 1;
+			if (!tail_read(bc, fd)) {
+				/* lws closes fd after this callback */
+				bc->tailfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+				if (bc->tailfd >= 0) {
+					if (bc->r)
+						udsp_info(bc->r, "backend closed, "
+							  "its rest still to "
+							  "read");
+					bc->busy = 0;
+					bconn_uncount(bc);
+					return 0;
+				}
+				lwsl_warn("%s: cannot keep a closed backend "
+					  "socket to read its rest: %s\n",
+					  UDSP_PROTOCOL_NAME, strerror(errno));
+			}
+			bc->busy = 0;
+		}
+		bconn_ended(bc);
 		return 0;
 
 	default:

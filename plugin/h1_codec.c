@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "h1_codec.h"
+#include "headers.h"
 
 const char udsp_h1_err_parse[] = "malformed HTTP/1 response";
 const char udsp_h1_err_too_big[] = "response header block too large";
@@ -93,25 +94,6 @@ static const char http_magic[] = "HTTP/";
  * it is split, instead of being read to its end first.
  */
 #define UDSP_H1_HEAD_SLACK	8192
-
-/* RFC 9110 5.6.2 tchar: 1; anything else in a field name: 0 */
-static const uint8_t tchar[256] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-	['`'] = 1, ['|'] = 1, ['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-	['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-	['y'] = 1, ['z'] = 1,
-};
 
 static int
 is_bad_ctl(unsigned char c)
@@ -546,7 +528,7 @@ head_run(struct udsp_h1_res *r, const unsigned char *in, size_t avail)
 			/* fallthrough */
 		case HS_NAME:
 			s = i;
-			while (i < len && tchar[in[i]])
+			while (i < len && udsp_hdr_tchar[in[i]])
 				i++;
 			/* enough of the name to know the framing fields */
 			for (k = s; k < i && r->nlen < sizeof(r->nbuf); k++)

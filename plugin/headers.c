@@ -9,12 +9,32 @@
 #include <arpa/inet.h>
 
 #include "headers.h"
+#include "strlist.h"
 
 #define REQ	UDSP_HF_REQ
 #define RES	UDSP_HF_RES
 #define HOP	UDSP_HF_HOP
 #define SPECIAL	UDSP_HF_SPECIAL
 #define H2BAD	UDSP_HF_H2_BAD
+
+/* RFC 9110 5.6.2 tchar: 1; anything else in a field name: 0 */
+const unsigned char udsp_hdr_tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
 
 /*
  * Only exceptions are listed: a name that is absent is end-to-end and passes
@@ -46,7 +66,7 @@ const struct udsp_hdr_rule udsp_hdr_rules[] = {
 	{ "x-forwarded-for",	REQ | SPECIAL },
 	{ "x-forwarded-proto",	REQ | SPECIAL },
 	{ "x-forwarded-host",	REQ | SPECIAL },
-	/* lws answers "100-continue" itself; the backend never sees it */
+	/* answered by the relay, not sent on (docs/lws-notes.md N17) */
 	{ "expect",		SPECIAL },
 
 	/*
@@ -160,17 +180,29 @@ udsp_hdr_name_ok(const char *name, size_t len)
 	if (!name || !len)
 		return 0;
 
+	for (i = 0; i < len; i++)
+		if (!udsp_hdr_tchar[(unsigned char)name[i]])
+			return 0;
+
+	return 1;
+}
+
+char *
+udsp_hdr_custom_name(char *dst, size_t dstlen, const char *name, size_t len)
+{
+	size_t i;
+
+	if (len + 2 > dstlen)
+		return NULL;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9'))
-			continue;
-		if (!c || !strchr("!#$%&'*+-.^_`|~", c))
-			return 0;
+		dst[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
 	}
+	dst[len] = ':';
+	dst[len + 1] = '\0';
 
-	return 1;
+	return dst;
 }
 
 int
@@ -307,9 +339,10 @@ entry_match(const char *e, size_t len, const struct addr *p)
 int
 udsp_addr_in_list(const char *list, const char *peer)
 {
+	const char *item;
 	char tmp[64];
 	struct addr p;
-	size_t i = 0, s, n;
+	size_t n;
 
 	if (!list || !peer)
 		return 0;
@@ -325,16 +358,9 @@ udsp_addr_in_list(const char *list, const char *peer)
 	if (addr_parse(&p, tmp, NULL))
 		return 0;
 
-	while (list[i]) {
-		while (list[i] == ',' || list[i] == ' ' || list[i] == '\t')
-			i++;
-		s = i;
-		while (list[i] && list[i] != ',' && list[i] != ' ' &&
-		       list[i] != '\t')
-			i++;
-		if (i > s && entry_match(list + s, i - s, &p))
+	while ((item = udsp_list_next(&list, &n)))
+		if (entry_match(item, n, &p))
 			return 1;
-	}
 
 	return 0;
 }

@@ -63,6 +63,17 @@ udsp_hdr_value_ok(const char *v, size_t len);
 int
 udsp_hdr_name_ok(const char *name, size_t len);
 
+/* RFC 9110 5.6.2 tchar (the bytes of a field name): 1, else 0 */
+extern const unsigned char udsp_hdr_tchar[256];
+
+/*
+ * A custom header name as lws_hdr_custom_length() and _copy() look it up:
+ * name (len bytes) lower-cased, then ':' and a NUL, in dst.  Returns dst,
+ * or NULL if dst has less than len + 2 bytes.
+ */
+char *
+udsp_hdr_custom_name(char *dst, size_t dstlen, const char *name, size_t len);
+
 /*
  * Compose the X-Forwarded-For value into dst: if `trusted` (the peer is a
  * configured trusted proxy) and prior (the client's X-Forwarded-For, may

@@ -113,7 +113,7 @@ parse_unix(struct udsp_origin *o, const char *s)
 		return udsp_origin_err_sock_empty;
 	/*
 	 * lws copies the text after '+' into sun_path with strncpy and then
-	 * forces sun_path[107] to NUL (client-handshake.c), abstract names
+	 * forces sun_path[107] to NUL (docs/lws-notes.md N4), abstract names
 	 * included, so anything of 108 bytes or more would be cut silently.
 	 */
 	if (plen >= UDSP_SUN_PATH_MAX)

@@ -16,6 +16,13 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/*
+ * The plugin's lws protocol name: what a config's callback:// mount and
+ * ws-protocols entry name to reach these origins.  The daemon's config
+ * reader turns lwsws proxy origins into mounts on it.
+ */
+#define UDSP_PROTOCOL_NAME "lws-uds-proxy"
+
 /* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux */
 #define UDSP_SUN_PATH_MAX 108
 #define UDSP_HOST_MAX 256

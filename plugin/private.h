@@ -22,8 +22,6 @@
 #include "h1_codec.h"
 #include "ws_codec.h"
 
-#define UDSP_PROTOCOL_NAME "lws-uds-proxy"
-
 /* 4.1.6 has no per-object log tags: prefix lines with our request id. */
 #define udsp_dbg(r, fmt, ...) \
 	lwsl_debug("%s: r%lu: " fmt "\n", __func__, (r)->id, ##__VA_ARGS__)
@@ -107,14 +105,22 @@ struct udsp_bconn {
 	SSL			*ssl;	/* owned (TLS backends) */
 	BIO			*rbio;	/* owned by ssl */
 	BIO			*wbio;	/* owned by ssl */
-	uint8_t			*tlsout;	/* owned: ciphertext pending */
-	size_t			tlsout_len;
 	lws_usec_t		idle_since;	/* when it went to the pool */
+	/*
+	 * After lws closed the wsi with response bytes still unread in the
+	 * socket (it does so on a hang-up while rx is paused): our own copy
+	 * of the socket, read as the relay makes room.  -1: none.
+	 */
+	int			tailfd;		/* owned */
+	lws_sorted_usec_list_t	sul_tail;	/* reads the tail */
 	unsigned int		connected:1;
 	unsigned int		tls_up:1;
 	unsigned int		reused:1;
 	unsigned int		paused:1;	/* rx flow-controlled */
 	unsigned int		dead:1;		/* must not be reused */
+	unsigned int		busy:1;		/* reading its tail: the
+						 * release frees it not */
+	unsigned int		uncounted:1;	/* left be->nconns */
 };
 
 #define UDSP_RSTATES(X) \
@@ -162,6 +168,7 @@ struct udsp_buf {
  * and the stream window is replenished as DATA arrives), so what a slow
  * backend cannot take yet goes to an unlinked temporary file, as nginx
  * does with client_body_temp_path, and memory stays bounded.
+ * docs/lws-notes.md N18
  */
 struct udsp_spill {
 	int		fd;	/* owned; -1 when unused */

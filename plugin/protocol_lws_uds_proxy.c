@@ -6,9 +6,10 @@
  */
 #include "private.h"
 #include "headers.h"
+#include "strlist.h"
 
+#include <limits.h>
 #include <stdlib.h>
-#include <ctype.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -23,29 +24,26 @@ static const char * const default_fwd[] = {
 	"priority", "dnt", "x-client-version",
 };
 
-static const char *
-pvo_get(const struct lws_protocol_vhost_options *pvo, const char *name)
-{
-	for (; pvo; pvo = pvo->next)
-		if (!strcmp(pvo->name, name))
-			return pvo->value;
-
-	return NULL;
-}
+/*
+ * The per-vhost scratch (private.h) holds a response head of up to
+ * max-header-kb, or the onward request target: the origin's inside path
+ * and up to this many bytes of decoded path and query, each of which may
+ * go out re-encoded as "%XX" (urlenc.h), hence three times as many.
+ */
+#define UDSP_TARGET_DECODED_MAX	8192
 
 static int
-pvo_uint(const struct lws_protocol_vhost_options *pvo, const char *name,
-	 unsigned int def, unsigned int *out)
+pvo_uint(void *in, const char *name, unsigned int def, unsigned int *out)
 {
-	const char *v = pvo_get(pvo, name);
+	const char *v;
 	char *e;
 	unsigned long u;
 
 	*out = def;
-	if (!v)
+	if (lws_pvo_get_str(in, name, &v))
 		return 0;
 	u = strtoul(v, &e, 10);
-	if (!*v || *e || u > 0x7fffffff) {
+	if (!*v || *e || u > INT_MAX) {
 		lwsl_err("%s: option '%s': '%s' is not a number\n",
 			 UDSP_PROTOCOL_NAME, name, v);
 		return -1;
@@ -59,12 +57,12 @@ static int
 add_fwd(struct udsp_vhd *vhd, const char *name, size_t len)
 {
 	char **n, *s;
-	size_t i;
+	int i;
 
 	/* hop-by-hop or relay-written names never go onward as custom */
 	if (!len || len > 64 || !udsp_hdr_req_forward(name, len, NULL, 0))
 		return 0;
-	for (i = 0; i < (size_t)vhd->nfwd; i++)
+	for (i = 0; i < vhd->nfwd; i++)
 		if (strlen(vhd->fwd[i]) == len + 1 &&
 		    !strncasecmp(vhd->fwd[i], name, len))
 			return 0;	/* already listed */
@@ -75,34 +73,29 @@ add_fwd(struct udsp_vhd *vhd, const char *name, size_t len)
 	s = malloc(len + 2);
 	if (!s)
 		return -1;
-	for (i = 0; i < len; i++)
-		s[i] = (char)tolower((unsigned char)name[i]);
-	/* lws_hdr_custom_* want the lower-case name with its colon */
-	s[len] = ':';
-	s[len + 1] = '\0';
-	vhd->fwd[vhd->nfwd++] = s;
+	vhd->fwd[vhd->nfwd++] = udsp_hdr_custom_name(s, len + 2, name, len);
 
 	return 0;
 }
 
 static int
-conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
+conf_init(struct udsp_vhd *vhd, void *in)
 {
 	struct udsp_conf *c = &vhd->conf;
 	unsigned int kb, hkb, v, mb;
-	const char *s, *e;
+	const char *s, *cur;
 	size_t n;
 
-	if (pvo_uint(pvo, "connect-timeout-ms", 5000, &c->connect_ms) ||
-	    pvo_uint(pvo, "head-timeout-ms", 60000, &c->head_ms) ||
-	    pvo_uint(pvo, "idle-timeout-ms", 60000, &c->idle_ms) ||
-	    pvo_uint(pvo, "pool-idle-timeout-ms", 30000, &c->pool_idle_ms) ||
-	    pvo_uint(pvo, "pool-max-idle", 32, &c->pool_max_idle) ||
-	    pvo_uint(pvo, "max-buffer-kb", 64, &kb) ||
-	    pvo_uint(pvo, "max-header-kb", 16, &hkb) ||
-	    pvo_uint(pvo, "tls-verify", 0, &v) ||
-	    pvo_uint(pvo, "max-body-kb", 0, &mb) ||
-	    pvo_uint(pvo, "max-conns", 0, &c->max_conns))
+	if (pvo_uint(in, "connect-timeout-ms", 5000, &c->connect_ms) ||
+	    pvo_uint(in, "head-timeout-ms", 60000, &c->head_ms) ||
+	    pvo_uint(in, "idle-timeout-ms", 60000, &c->idle_ms) ||
+	    pvo_uint(in, "pool-idle-timeout-ms", 30000, &c->pool_idle_ms) ||
+	    pvo_uint(in, "pool-max-idle", 32, &c->pool_max_idle) ||
+	    pvo_uint(in, "max-buffer-kb", 64, &kb) ||
+	    pvo_uint(in, "max-header-kb", 16, &hkb) ||
+	    pvo_uint(in, "tls-verify", 0, &v) ||
+	    pvo_uint(in, "max-body-kb", 0, &mb) ||
+	    pvo_uint(in, "max-conns", 0, &c->max_conns))
 		return -1;
 
 	c->max_body = (uint64_t)mb * 1024;
@@ -114,36 +107,32 @@ conf_init(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pvo)
 	c->max_buffer = (size_t)kb * 1024;
 	c->max_header = (size_t)hkb * 1024;
 	c->tls_verify = !!v;
-	c->tls_ca = pvo_get(pvo, "tls-ca");
-	c->spill_dir = pvo_get(pvo, "spill-dir");
-	c->trusted = pvo_get(pvo, "trusted-proxies");
-	c->fwd_headers = pvo_get(pvo, "forward-headers");
+	/* vhd is zeroed: a missing option leaves NULL */
+	lws_pvo_get_str(in, "tls-ca", &c->tls_ca);
+	lws_pvo_get_str(in, "spill-dir", &c->spill_dir);
+	lws_pvo_get_str(in, "trusted-proxies", &c->trusted);
+	lws_pvo_get_str(in, "forward-headers", &c->fwd_headers);
 
 	for (n = 0; n < LWS_ARRAY_SIZE(default_fwd); n++)
 		if (add_fwd(vhd, default_fwd[n], strlen(default_fwd[n])))
 			return -1;
 
-	for (s = c->fwd_headers; s && *s; s = e) {
-		while (*s == ',' || *s == ' ' || *s == '\t')
-			s++;
-		e = s;
-		while (*e && *e != ',' && *e != ' ' && *e != '\t')
-			e++;
-		if (add_fwd(vhd, s, (size_t)(e - s)))
+	cur = c->fwd_headers;
+	while ((s = udsp_list_next(&cur, &n)))
+		if (add_fwd(vhd, s, n))
 			return -1;
-	}
 
-	vhd->scratch_len = LWS_PRE + c->max_header + 3 * 8192 + UDSP_INSIDE_MAX;
+	vhd->scratch_len = LWS_PRE + c->max_header +
+			   3 * UDSP_TARGET_DECODED_MAX + UDSP_INSIDE_MAX;
 	vhd->scratch = malloc(vhd->scratch_len);
 	if (!vhd->scratch)
 		return -1;
 
-	s = pvo_get(pvo, "access-log");
-	if (s && *s && udsp_alog_open(vhd, s))
+	if (!lws_pvo_get_str(in, "access-log", &s) && *s &&
+	    udsp_alog_open(vhd, s))
 		return -1;
 
-	s = pvo_get(pvo, "backend");
-	if (s) {
+	if (!lws_pvo_get_str(in, "backend", &s)) {
 		vhd->def = udsp_backend_lookup(vhd, s);
 		if (!vhd->def || vhd->def->bad)
 			return -1;
@@ -220,6 +209,26 @@ vhd_destroy(struct udsp_vhd *vhd)
 	udsp_cache_destroy(vhd);
 }
 
+/*
+ * lws 4.1.6 checks every h2 DATA frame of a request that has a
+ * content-length against all the bytes left in its read buffer, not
+ * against the frame (lib/roles/h2/http2.c, "More rx than content_length
+ * told"): once a read holds the rest of a body and anything after it (the
+ * 9-byte header of the body's own last frame, the next stream's HEADERS,
+ * a SETTINGS ack), it sends GOAWAY PROTOCOL_ERROR and every stream on the
+ * connection dies.  The check runs only while the stream still holds its
+ * header table; the relay has taken all it needs from it by now (the head
+ * is built, the access log line begun), so give the table back.  lws
+ * still counts the body against rx_content_length and ends it there.
+ */
+static void
+udsp_h2_body_unguard(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0 &&
+	    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+		lws_http_headers_detach(wsi);
+}
+
 static int
 callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
@@ -258,7 +267,7 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		vhd->alog_fd = -1;
 		vhd->vh = lws_get_vhost(wsi);
 		vhd->prot = lws_get_protocol(wsi);
-		if (conf_init(vhd, (const struct lws_protocol_vhost_options *)in)) {
+		if (conf_init(vhd, in)) {
 			lwsl_err("%s: vhost '%s': bad configuration\n",
 				 UDSP_PROTOCOL_NAME, lws_get_vhost_name(vhd->vh));
 			vhd_destroy(vhd);
@@ -274,7 +283,7 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	/*
 	 * With mount.protocol set (as lwsws does for callback:// mounts), lws
 	 * rebinds the protocol between PMO and HTTP for non-POST requests and
-	 * zeroes the pss (LWS-4.1.6-NOTES §10), so the pmo pointer also rides
+	 * zeroes the pss (docs/lws-notes.md N7), so the pmo pointer also rides
 	 * on the wsi's opaque user data until LWS_CALLBACK_HTTP takes it.
 	 */
 	case LWS_CALLBACK_HTTP_PMO:
@@ -289,7 +298,10 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!pss->pmo)
 			pss->pmo = lws_get_opaque_user_data(wsi);
 		lws_set_opaque_user_data(wsi, NULL);
-		return udsp_relay_start(vhd, wsi, pss, (const char *)in, len);
+		if (udsp_relay_start(vhd, wsi, pss, (const char *)in, len))
+			return -1;
+		udsp_h2_body_unguard(wsi);
+		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!pss || !pss->r)
@@ -348,8 +360,8 @@ static const struct lws_protocols udsp_protocols[] = {
 		.rx_buffer_size		= 0,
 		/*
 		 * lws_issue_raw() sends at most this (else the host's
-		 * pt_serv_buf_size, 4 KiB in lwsws) per call and queues the
-		 * rest for another POLLOUT: let a 16 KiB piece, with its
+		 * pt_serv_buf_size, docs/lws-notes.md N6) per call and queues
+		 * the rest for another POLLOUT: let a 16 KiB piece, with its
 		 * chunk framing or the head in front, go in one send().
 		 */
 		.tx_packet_size		= 32768,
@@ -359,7 +371,7 @@ static const struct lws_protocols udsp_protocols[] = {
 /*
  * lws finds the plugin by this symbol name (from the file name).  Newer lws
  * leaves LWS_VISIBLE empty outside its own build, and 4.3 added a build
- * hash to the header, so say both explicitly.
+ * hash to the header, so say both explicitly (docs/lws-notes.md N30).
  */
 __attribute__((visibility("default")))
 const lws_plugin_protocol_t lws_uds_proxy = {

@@ -18,7 +18,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#define UDSP_WRITE_MAX 16384	/* one DATA frame / one h1 write */
+/*
+ * One DATA frame / one h1 write.  On h2 each lws_write is one frame, and
+ * lws 4.1.6 neither splits frames nor reads the peer's
+ * SETTINGS_MAX_FRAME_SIZE: stay within its initial value, which every
+ * peer takes (RFC 9113 4.2).
+ */
+#define UDSP_H2_FRAME_MAX 16384
+#define UDSP_WRITE_MAX UDSP_H2_FRAME_MAX
 
 static const char * const state_names[] __attribute__((unused)) = {
 #define X(s) #s,
@@ -192,7 +199,7 @@ disarm(struct udsp_relay *r)
 }
 
 /*
- * lws arms its own timeout-secs (default 5s) on an h1 client before
+ * lws arms its own timeout-secs (docs/lws-notes.md N20) on an h1 client before
  * LWS_CALLBACK_HTTP and on every body read, and would kill a client still
  * waiting on a slower backend: keep it well behind ours.  It is set to
  * twice our longest timeout, so that a request normally sets it once,
@@ -244,7 +251,7 @@ arm(struct udsp_relay *r, unsigned int ms)
  * the stream then), mark the stream "immortal": lws otherwise kills the
  * whole connection after keepalive-timeout without frames, even while this
  * stream waits on a slow backend.  The relay's own timers bound the wait.
- * This also releases the stream's header table, no longer needed.
+ * This also releases the stream's header table.  docs/lws-notes.md N21
  */
 static void
 keep_client(struct udsp_relay *r)
@@ -287,7 +294,7 @@ classify_body(struct udsp_relay *r)
 		 lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
 
 	if (has_cl) {
-		/* lws joins repeated headers with ','; a list is refused */
+		/* a repeat joined with ',' is refused: docs/lws-notes.md N14 */
 		if (lws_hdr_copy(wsi, v, sizeof(v),
 				 WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
 		    parse_cl(v, &cl))
@@ -326,12 +333,13 @@ classify_body(struct udsp_relay *r)
 			 * lws 4.1.6 never reports the end (END_STREAM) of an
 			 * h2 body that came without content-length, so such
 			 * a body could not be completed onward.
+			 * docs/lws-notes.md N16
 			 */
 			return -2;
 		/*
 		 * h1 without CL or TE has no body (RFC 9112 6.3), but lws
 		 * 4.1.6 assumes a 100MB one for these methods, so the
-		 * connection cannot be reused after this request.
+		 * connection cannot be reused (docs/lws-notes.md N15).
 		 */
 		r->close_after = 1;
 		break;
@@ -374,7 +382,7 @@ res_body_cb(void *user, const char *data, size_t len)
 	return udsp_buf_append(&r->o, (const uint8_t *)data, len);
 }
 
-/* As lws decides it: anything but "HTTP/1.1" on h1 is treated as 1.0 */
+/* As lws decides it (docs/lws-notes.md N12): not "HTTP/1.1" on h1 is 1.0 */
 static int
 is_http10(struct lws *wsi)
 {
@@ -523,7 +531,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 			 res_body_cb, r);
 	udsp_h1_res_growable(&r->res, vhd->conf.max_header, hbuf_grow);
 
-	/* lws passes the mount remainder (NUL-terminated) in `in` */
+	/* `in`: the mount remainder, NUL-terminated (docs/lws-notes.md N7) */
 	if (udsp_reqhead_build(r, in && len ? in : "")) {
 		udsp_relay_fail(r, UDSP_E_BAD_REQUEST,
 				"unusable target or header value");
@@ -547,6 +555,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	 * lws 4.1.6 ignores Expect: 100-continue, so a client such as curl
 	 * would sit out its one-second wait before sending the body.  We
 	 * stream the body onward as it comes, so invite it at once.
+	 * docs/lws-notes.md N17
 	 */
 	if (!r->h2 && r->body != UDSP_BODY_NONE && !r->http10 &&
 	    expects_continue(wsi)) {
@@ -652,7 +661,7 @@ spill_refill(struct udsp_relay *r)
  * frames arriving split across reads, can leave the client with no window
  * and the upload stalled (seen about one run in ten).  Top it up
  * ourselves; the body goes to the queue or the spill file, so a generous
- * window costs no memory.
+ * window costs no memory.  docs/lws-notes.md N19
  */
 #define UDSP_H2_WINDOW 262144
 
@@ -677,7 +686,7 @@ client_rx_flow(struct udsp_relay *r, int on)
 	if (!r->cwsi || r->client_paused == !on)
 		return;
 	if (r->h2)
-		/* lws 4.1.6 ignores this for h2: see struct udsp_spill */
+		/* ignored for h2 (docs/lws-notes.md N18): see udsp_spill */
 		return;
 	w = r->cwsi;
 	lws_rx_flow_control(w, on);
@@ -812,7 +821,7 @@ udsp_relay_backend_writeable(struct udsp_relay *r)
 	/*
 	 * lws queues whatever the socket did not take and still calls us
 	 * back; writing more then would grow that queue without bound
-	 * behind a slow backend.  Wait for it to drain.
+	 * behind a slow backend.  Wait for it to drain (docs/lws-notes.md N6).
 	 */
 	if (lws_partial_buffered(bc->wsi)) {
 		lws_callback_on_writable(bc->wsi);
@@ -1078,6 +1087,35 @@ merge_first_piece(struct udsp_relay *r, uint8_t *p, const uint8_t *lim)
 	return p;
 }
 
+/*
+ * An h2 header block over UDSP_H2_FRAME_MAX (a backend head near
+ * max-header-kb) goes as HEADERS plus CONTINUATION frames (RFC 9113
+ * 6.10): lws 4.1.6 would send it as one oversized frame, which the client
+ * answers by closing the whole connection.  The frames leave back to back
+ * (lws queues what a socket does not take, in order), so nothing comes
+ * between them.  Each frame's 9-byte header is written over the end of
+ * the piece before it, which lws has already sent or copied.
+ */
+static int
+h2_write_head(struct lws *wsi, uint8_t *start, size_t len, int wp)
+{
+	int type = wp;
+
+	while (len > UDSP_H2_FRAME_MAX) {
+		if (lws_write(wsi, start, UDSP_H2_FRAME_MAX,
+			      (enum lws_write_protocol)(type |
+							LWS_WRITE_NO_FIN)) < 0)
+			return -1;
+		start += UDSP_H2_FRAME_MAX;
+		len -= UDSP_H2_FRAME_MAX;
+		/* END_STREAM, if any, rode on the HEADERS frame */
+		type = LWS_WRITE_HTTP_HEADERS_CONTINUATION;
+	}
+
+	return lws_write(wsi, start, len, (enum lws_write_protocol)type) < 0 ?
+									-1 : 0;
+}
+
 static int
 send_head(struct udsp_relay *r)
 {
@@ -1111,7 +1149,7 @@ send_head(struct udsp_relay *r)
 		if (nl + 2 > sizeof(lname) ||
 		    !udsp_hdr_res_forward(name, nl, conn, conn_len))
 			continue;
-		/* lws adds its own server header from server-string */
+		/* lws adds its own Server header (docs/lws-notes.md N27) */
 		if (nl == 6 && !strncasecmp(name, "server", 6))
 			continue;
 
@@ -1175,8 +1213,12 @@ send_head(struct udsp_relay *r)
 	if (!r->h2 && !r->no_body_out && udsp_buf_len(&r->o))
 		p = merge_first_piece(r, p, buf + r->vhd->scratch_len);
 
-	if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
-		      (enum lws_write_protocol)wp) < 0)
+	if (r->h2) {
+		if (h2_write_head(wsi, start, (size_t)lws_ptr_diff(p, start),
+				  wp))
+			goto bail;
+	} else if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
+			     (enum lws_write_protocol)wp) < 0)
 		goto bail;
 
 	ret = 0;
@@ -1203,7 +1245,7 @@ udsp_relay_finish(struct udsp_relay *r)
 	 * lws 4.1.6 drops POLLOUT on the h2 connection when the stream that
 	 * just left part of its last frame in the connection's queue
 	 * closes, and that tail is then never sent.  Keep the stream until
-	 * lws has flushed the queue and calls it back.
+	 * lws has flushed the queue and calls it back (docs/lws-notes.md N25).
 	 */
 	if (r->h2 && lws_partial_buffered(lws_get_network_wsi(wsi))) {
 		r->finish_pending = 1;
@@ -1231,7 +1273,7 @@ udsp_relay_finish(struct udsp_relay *r)
  * RST_STREAM and has no API to send one, so with a declared content-length
  * end the stream short (RFC 9113 8.1.1 makes that a malformed response,
  * which clients report), and without one close the connection.  Returns
- * what the client's WRITEABLE callback must return.
+ * what the client's WRITEABLE callback must return.  docs/lws-notes.md N26
  */
 static int
 abort_client(struct udsp_relay *r)
@@ -1249,7 +1291,7 @@ abort_client(struct udsp_relay *r)
 		/*
 		 * Keep the stream: closing it now would make lws re-arm the
 		 * connection's keepalive timer over this kill.  The
-		 * connection takes the stream with it.
+		 * connection takes the stream with it (docs/lws-notes.md N21).
 		 */
 		lws_set_timeout(lws_get_network_wsi(wsi),
 				PENDING_TIMEOUT_KILLED_BY_PARENT,
@@ -1468,7 +1510,7 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 	/*
 	 * A paused h1 client was seen never to get the WRITEABLE that
 	 * carries the error page (lws 4.1.6): nothing more is read for this
-	 * request anyway, so let it go.
+	 * request anyway, so let it go.  docs/lws-notes.md N28
 	 */
 	client_rx_flow(r, 1);
 

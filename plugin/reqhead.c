@@ -7,6 +7,7 @@
  */
 #include "private.h"
 #include "headers.h"
+#include "strlist.h"
 #include "urlenc.h"
 
 #include <sys/socket.h>
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <strings.h>
-#include <ctype.h>
 
 #if LWS_LIBRARY_VERSION_MAJOR > 4 || \
     (LWS_LIBRARY_VERSION_MAJOR == 4 && LWS_LIBRARY_VERSION_MINOR >= 3)
@@ -153,7 +153,7 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 			/*
 			 * lws keeps the separator it saw in front of later
 			 * pieces (';' between h2 cookie fields, a space on
-			 * h1); ours replaces it.
+			 * h1); ours replaces it (docs/lws-notes.md N14).
 			 */
 			int k = 0;
 
@@ -292,30 +292,19 @@ mount_custom(const struct reqctx *r, struct sbuf *b, const char *list,
 	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
 {
 	char name[66];
-	const char *s = list, *e;
-	size_t nl, k;
+	const char *s;
+	size_t nl;
 	int n, dup;
 
-	while (s && *s) {
-		while (*s == ',' || *s == ' ' || *s == '\t')
-			s++;
-		e = s;
-		while (*e && *e != ',' && *e != ' ' && *e != '\t')
-			e++;
-		nl = (size_t)(e - s);
-		if (nl && nl < sizeof(name) - 1 && udsp_hdr_name_ok(s, nl) &&
-		    udsp_hdr_req_forward(s, nl, conn, conn_len)) {
-			for (k = 0; k < nl; k++)
-				name[k] = (char)tolower((unsigned char)s[k]);
-			name[nl] = ':';
-			name[nl + 1] = '\0';
-			for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
-				dup = !strcmp(r->vhd->fwd[n], name);
-			if (!dup && copy_custom(r->wsi, b, name, nl, tmp,
-						tmplen))
-				return -1;
-		}
-		s = e;
+	while ((s = udsp_list_next(&list, &nl))) {
+		if (!udsp_hdr_name_ok(s, nl) ||
+		    !udsp_hdr_req_forward(s, nl, conn, conn_len) ||
+		    !udsp_hdr_custom_name(name, sizeof(name), s, nl))
+			continue;
+		for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
+			dup = !strcmp(r->vhd->fwd[n], name);
+		if (!dup && copy_custom(r->wsi, b, name, nl, tmp, tmplen))
+			return -1;
 	}
 
 	return 0;
@@ -517,6 +506,7 @@ build(const struct reqctx *c, const char *remainder, char **out,
 	 * Headers lws has no token for.  From lws 4.3 it can list them (h1
 	 * only: it drops them on h2), so all end-to-end ones go; 4.1 can only
 	 * look up names we already know: the built-in list + forward-headers.
+	 * docs/lws-notes.md N13
 	 */
 	if (!c->h2) {
 #if defined(UDSP_HAVE_CUSTOM_FOREACH)

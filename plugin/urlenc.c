@@ -4,6 +4,7 @@
  * sent to the backend (RFC 3986).  Owns the "never climb out of the mount"
  * check on the path; it does not decode anything.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "urlenc.h"
@@ -163,7 +164,7 @@ udsp_target_build(char *dst, size_t dstlen, const char *inside,
 		put_query(&o, args[i]);
 	}
 
-	if (o.bad || o.len > 0x7fffffff) {
+	if (o.bad || o.len > INT_MAX) {
 		dst[0] = '\0';
 		return -1;
 	}

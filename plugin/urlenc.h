@@ -4,7 +4,8 @@
  * plugin a percent-decoded, normalised path and a decoded query split into
  * "name=value" fragments on '&' and ';' ('+' already turned into a space),
  * so the raw target is gone; these functions re-encode it per RFC 3986 so
- * the backend sees an equivalent target.  Pure: no lws calls.
+ * the backend sees an equivalent target (docs/lws-notes.md N10).  Pure: no
+ * lws calls.
  */
 #ifndef UDSP_URLENC_H
 #define UDSP_URLENC_H

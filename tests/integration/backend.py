@@ -39,11 +39,21 @@ ROUTES = """
                      small reads, after the file ?gate=NAME exists in the
                      state dir if given; 200 JSON {length, sha256}
 /stats               200 JSON {connections, requests, open (connections
-                     open now), closed (ids of closed connections)}
+                     open now), closed (ids of closed connections),
+                     hung_up (ids of connections hangup-every closed)}
 Any route, query ?drop-next=before-body|after-body: the next request on
 this connection is logged ("dropped") and the connection closed without
 an answer, before or after its body is read.  ?close-after=1: answer
 without Connection: close, then close anyway.
+Any route, query ?close-every=K: the Kth, 2Kth... response on a
+connection says Connection: close and the connection closes right after
+it (nginx's keepalive_requests).  ?drop-every=K: the same without saying
+so.  ?shut-every=K: the same without saying so, as a half-close
+(shutdown(SHUT_WR)), then reading until the proxy closes (plain only).
+?hangup-every=K closes it without saying so (no Connection: close, no
+TLS close_notify) once the whole response is in the socket, so that the
+proxy finds the rest of it there after the close; /stats lists such
+connections once they are closed.  ?sndbuf=BYTES sets SO_SNDBUF first.
 A leading /inside is stripped before routing (for inside-path mounts).
 --unix @NAME listens in the abstract namespace.
 """
@@ -64,6 +74,7 @@ class Stats:
     requests = 0
     open = 0
     closed = []
+    hung_up = []
 
 
 class BadRequest(Exception):
@@ -241,6 +252,16 @@ class Conn:
             pass
         finally:
             try:
+                if getattr(self, "shut", False) and \
+                        self.writer.can_write_eof():
+                    # half-close: our answer is all, but we still read
+                    # until the proxy hangs up
+                    self.writer.write_eof()
+                    while await self.reader.read(65536):
+                        pass
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            try:
                 self.writer.close()
             except OSError:
                 pass
@@ -291,7 +312,52 @@ class Conn:
         is_head = method == "HEAD"
         seed = query_int(query, "seed") if query else 0
         close_after = query_int(query, "close-after") if query else 0
+        # closing after every Nth response on this connection
+        self.shut = False
+        for how in ("close-every", "drop-every", "shut-every"):
+            k = query_int(query, how) if query else 0
+            if k and self.nreq % k == 0:
+                if how == "close-every":
+                    keep = False
+                else:
+                    close_after = 1
+                    self.shut = how == "shut-every"
         ka = [] if keep else [["Connection", "close"]]
+        sndbuf = query_int(query, "sndbuf") if query else 0
+        if sndbuf:
+            self.writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        keep = await self.route(route, arg, query, method, target, version,
+                                headers, body_len, body_sha, is_head, seed,
+                                keep, ka) and not close_after
+        k = query_int(query, "hangup-every") if query else 0
+        if k and self.nreq % k == 0:
+            await self.hangup()
+            return False
+        return keep
+
+    async def hangup(self):
+        """Close at once, but only once all of the response is in the
+        socket (none left in asyncio's or the TLS layer's buffers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        tr = self.writer.transport
+        # over TLS, the socket's transport sits under the TLS one (whose
+        # size leaves it out)
+        raw = getattr(getattr(tr, "_ssl_protocol", None), "_transport", None)
+        while (tr.get_write_buffer_size() or
+               (raw and raw.get_write_buffer_size())) and \
+                loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        tr.abort()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+        Stats.hung_up.append(self.id)
+
+    async def route(self, route, arg, query, method, target, version,
+                    headers, body_len, body_sha, is_head, seed, keep, ka):
 
         async def reply(status, hdrs, body=b""):
             hdrs = hdrs + ka
@@ -311,12 +377,11 @@ class Conn:
                    "body_length": body_len, "body_sha256": body_sha,
                    "conn": self.id, "req_on_conn": self.nreq}
             return await reply(200, [["Content-Type",
-                "application/json"]], json.dumps(doc).encode()) and \
-                not close_after
+                "application/json"]], json.dumps(doc).encode())
         if route == "stats":
             doc = {"connections": Stats.connections,
                    "requests": Stats.requests, "open": Stats.open,
-                   "closed": Stats.closed}
+                   "closed": Stats.closed, "hung_up": Stats.hung_up}
             return await reply(200, [["Content-Type",
                 "application/json"]], json.dumps(doc).encode())
         if route in ("upload", "slow-upload"):

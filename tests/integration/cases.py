@@ -11,6 +11,7 @@ import os
 import posixpath
 import re
 import signal
+import socket
 import subprocess
 import urllib.parse
 
@@ -359,6 +360,34 @@ def t_fwd_dup(env, proto):
                headers=["X-Request-Id: r1", "X-Custom-Fwd: c1"])
     eq(hdr(doc["headers"], "x-request-id"), ["r1"], "X-Request-Id")
     eq(hdr(doc["headers"], "x-custom-fwd"), ["c1"], "X-Custom-Fwd")
+
+
+def _fwd_mount(env):
+    return env.standard_mounts() + [
+        {"mountpoint": "/fm", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": env.backends["main"].origin("/")},
+                 {"forward-headers":
+                  ",X-Mount-One\tx-mount-two, x-request-id ,"}]}]
+
+
+@case("forward-headers-mount", protos=("h1",), mounts=_fwd_mount)
+def t_fwd_mount(env, proto):
+    """A mount's own forward-headers (pmo) adds to the vhost's list, for
+    that mount only; a name on both lists goes once."""
+    sent = ["X-Mount-One: m1", "X-Mount-Two: m2", "X-Request-Id: r1",
+            "X-Not-Listed: n1"]
+    got = echo(env, proto, "/fm/echo", headers=sent)["headers"]
+    eq(hdr(got, "x-mount-one"), ["m1"], "X-Mount-One on /fm")
+    eq(hdr(got, "x-mount-two"), ["m2"], "X-Mount-Two on /fm")
+    eq(hdr(got, "x-request-id"), ["r1"], "X-Request-Id on /fm")
+    # from lws 4.3 every end-to-end custom header goes (docs/lws-notes.md
+    # N13): the lists only matter on 4.1
+    if env.lwsws and not env.lwsws.version.startswith("4.1"):
+        return
+    eq(hdr(got, "x-not-listed"), [], "unlisted X-Not-Listed on /fm")
+    got = echo(env, proto, "/app/echo", headers=sent)["headers"]
+    eq(hdr(got, "x-mount-one"), [], "/fm's X-Mount-One on /app")
+    eq(hdr(got, "x-request-id"), ["r1"], "X-Request-Id on /app")
 
 
 # -- response headers ----------------------------------------------------
@@ -1378,6 +1407,547 @@ MOUNT_ORDERS = {
 for _o, _order in MOUNT_ORDERS.items():
     case("mount-order-" + _o, backends=(("main", "unix"), ("r", "unix")),
          mounts=_order_mounts(_order))(t_mount_order)
+
+
+# -- h2 frame sizes (issue 10) -------------------------------------------------
+#
+# lws 4.1.6 sends each lws_write on an h2 stream as one frame and reads no
+# peer SETTINGS_MAX_FRAME_SIZE, so every writer must stay within 16384, the
+# initial value every peer takes (RFC 9113 4.2).  A 32 KiB piece of a served
+# file (the daemon's 32 KiB pt_serv_buf_size) went out as one 32 KiB DATA
+# frame and every client closed the connection (FRAME_SIZE_ERROR).
+
+H2_FRAME_MAX = 16384
+FRAME_SIZES = (16383, 16384, 16385, 1 << 20, 32 << 20)
+
+
+def _www(env):
+    """A file:// mount with one random file per size in FRAME_SIZES."""
+    www = os.path.join(env.dir, "www")
+    os.makedirs(www, exist_ok=True)
+    for n in FRAME_SIZES:
+        with open(os.path.join(www, "f%d.bin" % n), "wb") as f:
+            f.write(os.urandom(n))
+    return env.standard_mounts() + [{
+        "mountpoint": "/files", "origin": "file://" + www,
+        "extra-mimetypes": {".bin": "application/octet-stream"}}]
+
+
+def _frame_target(env, where, n):
+    if where == "file":
+        with open(os.path.join(env.dir, "www", "f%d.bin" % n), "rb") as f:
+            return "/files/f%d.bin" % n, f.read()
+    return "/app/bytes/%d" % n, pattern(n)
+
+
+def t_h2_frame_sizes(env, proto, where):
+    for n in FRAME_SIZES:
+        path, want = _frame_target(env, where, n)
+        what = "%s %d B" % (where, n)
+
+        # every frame as it comes off the wire
+        from harness import h2_raw_frames
+        frames, data, ended = h2_raw_frames(env.https_port, path)
+        big = [f for f in frames if f[3] > H2_FRAME_MAX]
+        check(not big, "%s: frames over %d bytes: %r", what, H2_FRAME_MAX,
+              big[:3])
+        check(ended, "%s: stream 1 never ended: %r", what, frames[-5:])
+        eq(sha(data), sha(want), "%s: raw h2 body sha256" % what)
+
+        r = env.curl("h2", path, timeout=60)
+        check(r.rc == 0 and r.status == 200, "curl %s: %r", what, r)
+        eq(sha(r.body), sha(want), "curl %s: body sha256" % what)
+
+        # nghttp: frame lengths with -v, the bytes without -n
+        rc, got, out = env.nghttp(path, timeout=60)
+        eq(rc, 0, "nghttp -nv %s exit code" % what)
+        lens = [int(x) for x in re.findall(
+            r"recv DATA frame <length=(\d+)", out)]
+        eq(sum(lens), n, "nghttp %s: DATA bytes" % what)
+        check(max(lens) <= H2_FRAME_MAX, "nghttp %s: a DATA frame of %d",
+              what, max(lens))
+        cp = subprocess.run(["nghttp", "-t", "60", env.url("h2", path)],
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=90)
+        eq(cp.returncode, 0, "nghttp %s exit code" % what)
+        eq(sha(cp.stdout), sha(want), "nghttp %s: body sha256" % what)
+
+        # h2load checks no content: the exact byte count of 4 bodies
+        for win in ([], ["-w", "16", "-W", "16"]):
+            cp = subprocess.run(["h2load", "-n4", "-c1", "-m4"] + win +
+                                [env.url("h2", path)],
+                                capture_output=True, timeout=120)
+            out = cp.stdout.decode()
+            check(re.search(r"requests: 4 total, 4 started, 4 done, "
+                            r"4 succeeded", out) and
+                  re.search(r"status codes: 4 2xx", out),
+                  "h2load %s %s:\n%s", " ".join(win), what, out[-600:])
+            m = re.search(r"traffic: .* \((\d+)\) data", out)
+            check(m and int(m.group(1)) == 4 * n,
+                  "h2load %s %s: data bytes %s, want %d", " ".join(win),
+                  what, m and m.group(1), 4 * n)
+    print("%s: %d sizes byte-exact over h2, no frame over %d" %
+          (where, len(FRAME_SIZES), H2_FRAME_MAX))
+
+
+case("h2-frame-size-file", protos=("h2",), mounts=_www, timeout=300,
+     where="file")(t_h2_frame_sizes)
+case("h2-frame-size-proxied", protos=("h2",), timeout=300,
+     where="proxy")(t_h2_frame_sizes)
+
+
+@case("h2-frame-size-head", protos=("h2",))
+def t_h2_big_head(env, proto):
+    """A response head over 16 KiB once hpack-encoded (within the default
+    max-header-kb 16) leaves as HEADERS + CONTINUATION, each frame within
+    16384, and the client keeps its connection."""
+    from harness import h2_raw_frames
+    for n in (16000, 16300, 16330):
+        path = "/app/bighead/%d" % n
+        frames, data, ended = h2_raw_frames(env.https_port, path)
+        mine = [f for f in frames if f[2] == 1]
+        big = [f for f in frames if f[3] > H2_FRAME_MAX]
+        check(not big, "%s: frames over %d: %r", path, H2_FRAME_MAX, big)
+        check(ended and data == b"big\n", "%s: frames %r, body %r", path,
+              mine, data[:80])
+        kinds = [f[0] for f in mine if f[0] in ("HEADERS", "CONTINUATION")]
+        block = sum(f[3] for f in mine
+                    if f[0] in ("HEADERS", "CONTINUATION"))
+        eq(len(kinds), 1 + (block - 1) // H2_FRAME_MAX,
+           "%s: header frames for a %d-byte block" % (path, block))
+        rc, got, out = env.nghttp(path)
+        eq(rc, 0, "nghttp %s exit code" % path)
+        check([v for s, k, v in got if k == ":status"] == ["200"] and
+              "recv GOAWAY" not in out, "nghttp %s:\n%s", path, out[-800:])
+        r = env.curl("h2", path)
+        check(r.rc == 0 and r.status == 200 and r.body == b"big\n",
+              "curl %s: %r", path, r)
+
+
+# -- h2 uploads from clients that send eagerly (issue 10) ----------------------
+#
+# lws 4.1.6 compares the body still due with every byte left in its read
+# buffer, not with the DATA frame (lib/roles/h2/http2.c, "More rx than
+# content_length told"), and sends GOAWAY PROTOCOL_ERROR when a read holds
+# the end of a body and anything after it.  The relay gives the stream's
+# header table back once it has the request (the check needs it), so this
+# now only bites in a client's first flight (README, Limits).
+
+UP_SIZES = (1, 1000, 16383, 16385, 65535, 82000, 200000, 1 << 20, 16 << 20)
+
+
+def _up_file(env, n):
+    path = os.path.join(env.dir, "up%d.bin" % n)
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(os.urandom(n))
+    with open(path, "rb") as f:
+        return path, sha(f.read())
+
+
+def _up_docs(text):
+    import json
+    return [json.loads(m) for m in re.findall(r"\{[^{}]*\}", text)]
+
+
+@case("h2-upload-nghttp", protos=("h2",), timeout=240)
+def t_up_nghttp(env, proto):
+    for n in UP_SIZES:
+        f, digest = _up_file(env, n)
+        # several uploads on one connection only where no body fits in
+        # the first flight (README, Limits)
+        urls = [env.url("h2", "/app/upload?n=%d&i=%d" % (n, i))
+                for i in range(1 if n <= 65535 else 3)]
+        cp = subprocess.run(["nghttp", "-t", "60", "-d", f] + urls,
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=120)
+        out = cp.stdout.decode("latin-1")
+        eq(cp.returncode, 0, "nghttp -d %d B x%d exit code (%s)" % (
+            n, len(urls), cp.stderr.decode()[-300:]))
+        docs = _up_docs(out)
+        eq([(d["length"], d["sha256"]) for d in docs],
+           [(n, digest)] * len(urls), "nghttp -d %d B: what the backend "
+           "received" % n)
+
+
+@case("h2-upload-h2load", protos=("h2",), timeout=300)
+def t_up_h2load(env, proto):
+    for n in UP_SIZES:
+        f, digest = _up_file(env, n)
+        runs = [("-n3", "-m1")] + ([("-n8", "-m4")] if n > 65535 else [])
+        for nreq, m in runs:
+            cp = subprocess.run(["h2load", nreq, "-c1", m, "-d", f,
+                                 env.url("h2", "/app/upload?n=%d" % n)],
+                                capture_output=True, timeout=180)
+            out = cp.stdout.decode()
+            k = int(nreq[2:])
+            check(re.search(r"requests: %d total, %d started, %d done, "
+                            r"%d succeeded" % (k, k, k, k), out) and
+                  re.search(r"status codes: %d 2xx" % k, out),
+                  "h2load %s %s -d %d B:\n%s", nreq, m, n, out[-600:])
+    # the backend saw every body whole (h2load shows no response bodies)
+    got = [r for r in env.backends["main"].requests()
+           if r["target"].startswith("/upload?n=")]
+    eq(len(got), sum(3 + (8 if n > 65535 else 0) for n in UP_SIZES),
+       "uploads the backend saw")
+    for r in got:
+        eq(int(hdr1(r["headers"], "content-length")),
+           int(r["target"].split("=")[1]), "content-length the backend saw")
+
+
+@case("h2-upload-curl", protos=("h2",), timeout=240)
+def t_up_curl(env, proto):
+    for n in UP_SIZES:
+        f, digest = _up_file(env, n)
+        r = env.curl("h2", "/app/upload?n=%d&i=0" % n, data_file=f,
+                     urls_after=["/app/upload?n=%d&i=1" % n], timeout=90)
+        check(r.rc == 0, "curl two uploads of %d B: %r", n, r)
+        eq([i["response_code"] for i in r.info["all"]], [200, 200],
+           "curl %d B: statuses" % n)
+        eq(sum(i["num_connects"] for i in r.info["all"]), 1,
+           "curl %d B: connections" % n)
+        d = r.json()
+        eq((d["length"], d["sha256"]), (n, digest), "curl %d B: at the "
+           "backend" % n)
+
+
+@case("h2-upload-python", protos=("h2",), timeout=240)
+def t_up_python(env, proto):
+    """python3-h2 sends each body as fast as the windows allow, its DATA
+    frames packed back to back into large TLS writes (eager): one after
+    another, then all at once, on one connection."""
+    import json
+    bodies = {n: os.urandom(n) for n in UP_SIZES}
+    c = env.h2client()
+    for n, body in bodies.items():      # one after another
+        sid = c.start("POST", "/app/upload?seq=%d" % n, [
+            ("content-length", str(n))])
+        c.send_bodies({sid: body}, eager=True)
+        st = c.wait_all([sid], timeout=90)[0]
+        check(h2_status(st) == 200 and not c.goaway,
+              "upload of %d B: status %r, goaway %r", n, h2_status(st),
+              c.goaway)
+        d = json.loads(st["data"])
+        eq((d["length"], d["sha256"]), (n, sha(body)),
+           "upload of %d B at the backend" % n)
+    sids = {}                           # all at once
+    for n, body in bodies.items():
+        sids[c.start("POST", "/app/upload?par=%d" % n, [
+            ("content-length", str(n))])] = body
+    c.send_bodies(sids, timeout=90, eager=True)
+    for (sid, body), st in zip(sids.items(),
+                               c.wait_all(list(sids), timeout=90)):
+        eq(h2_status(st), 200, "concurrent upload of %d B" % len(body))
+        d = json.loads(st["data"])
+        eq((d["length"], d["sha256"]), (len(body), sha(body)),
+           "concurrent upload of %d B at the backend" % len(body))
+    c.close()
+
+
+@case("h2-upload-first-flight", protos=("h2",), timeout=120)
+def t_up_first_flight(env, proto):
+    """Known limitation (README, Limits), asserted as documented: small
+    bodies that a client packs, with the frames after them, into one TLS
+    record before it has our SETTINGS (h2load -m4: four HEADERS + DATA in
+    one write) meet lws's check before the relay sees the request.  lws
+    ends that one connection with GOAWAY PROTOCOL_ERROR; other
+    connections, even mid-upload, go on."""
+    import json
+    f, digest = _up_file(env, 1000)
+    other = env.h2client()
+    body = os.urandom(1 << 20)
+    sid = other.start("POST", "/app/upload?other", [
+        ("content-length", str(len(body)))])
+    other.send_bodies({sid: body[:len(body) // 2]}, end=False)
+
+    cp = subprocess.run(["h2load", "-n4", "-c1", "-m4", "-d", f,
+                         env.url("h2", "/app/upload?first-flight")],
+                        capture_output=True, timeout=60)
+    out = cp.stdout.decode()
+    check(re.search(r"requests: 4 total, 4 started, 0 done, 0 succeeded, "
+                    r"4 failed", out), "h2load -m4 with 1000-byte bodies "
+          "no longer fails as documented (has lws changed?):\n%s",
+          out[-600:])
+    with open(env.daemon_log, "rb") as lf:
+        log = lf.read().decode("latin-1")
+    check(re.search(r"lws_h2_parser: rem 1000, inlen \d+", log),
+          "no 'More rx than content_length' check in the daemon log")
+
+    other.send_bodies({sid: body[len(body) // 2:]})
+    st = other.wait_all([sid], timeout=30)[0]
+    eq(h2_status(st), 200, "the other connection's upload")
+    d = json.loads(st["data"])
+    eq((d["length"], d["sha256"]), (len(body), sha(body)),
+       "the other connection's upload at the backend")
+    other.close()
+
+    cp = subprocess.run(["h2load", "-n4", "-c1", "-m1", "-d", f,
+                         env.url("h2", "/app/upload?after")],
+                        capture_output=True, timeout=60)
+    check(re.search(r"4 succeeded", cp.stdout.decode()),
+          "h2load -m1 after the failed connection:\n%s",
+          cp.stdout.decode()[-600:])
+
+
+# -- a backend that closes right after its response ---------------------------
+#
+# Backends end keep-alive connections all the time: nginx after
+# keepalive_requests, restarted workers, apps that close after every
+# response.  When that close comes while the proxy holds back reading the
+# backend (its client reads slower), the rest of the response is still in
+# the socket, and must reach the client whole: a response whose framing
+# is complete is a success however the connection ends.
+
+TAIL_BACKENDS = (("main", "unix"), ("tls", "tls-unix"))
+# The backend puts the whole response into the socket (a big SO_SNDBUF,
+# which the kernel caps at twice net.core.wmem_max), then closes it at
+# once: no Connection: close, no TLS close_notify.
+try:
+    with open("/proc/sys/net/core/wmem_max") as _f:
+        _WMEM_MAX = int(_f.read())
+except (OSError, ValueError):
+    _WMEM_MAX = 212992
+TAIL_SIZE = min(4 * 1024 * 1024, _WMEM_MAX)
+TAIL_Q = "sndbuf=%d&hangup-every=1" % TAIL_SIZE
+TAIL_ROUTES = [("/app", "main", "bytes"), ("/app", "main", "chunked"),
+               ("/tlsn", "tls", "bytes"), ("/tlsn", "tls", "chunked")]
+
+
+def _hung_up(env, bname):
+    return len(env.backends[bname].stats()["hung_up"])
+
+
+def _wait_hung_up(env, want):
+    """Until each backend {name: count} has closed that many connections
+    with hangup-every."""
+    from harness import wait_until
+    wait_until(lambda: all(_hung_up(env, b) >= n for b, n in want.items()),
+               "the backends to close their connections %r" % want, 30,
+               alive=env.daemon.exited)
+
+
+def _tail_target(mount, route, seed):
+    return "%s/%s/%d?seed=%d&%s" % (mount, route, TAIL_SIZE, seed, TAIL_Q)
+
+
+def _check_tail_body(body, seed, what):
+    eq(len(body), TAIL_SIZE, "%s: body length" % what)
+    eq(sha(body), _pattern_sha(TAIL_SIZE, seed), "%s: body sha256" % what)
+
+
+@case("backend-close-paused", backends=TAIL_BACKENDS, timeout=90)
+def t_close_paused(env, proto):
+    """The client reads nothing more until the backend has sent its whole
+    response and closed the connection, so the proxy has paused reading
+    the backend with most of the response unread: all of it must still
+    arrive, CL and chunked, plain and TLS backend, and the client
+    connection stays usable."""
+    if proto == "h1":
+        c = env.raw_h1(rcvbuf=4096)
+        for i, (mount, b, route) in enumerate(TAIL_ROUTES):
+            what = "%s %s" % (mount, route)
+            want = {b: _hung_up(env, b) + 1}
+            c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (
+                _tail_target(mount, route, i), env.authority("h1"))).encode())
+            line, st, hs = c.read_head()
+            eq(st, 200, "%s: status" % what)
+            _wait_hung_up(env, want)
+            # now read at full speed
+            c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            if route == "chunked":
+                body = c.read_chunked()
+            else:
+                body = c.read_exact(int(hdr1(hs, "content-length")))
+            _check_tail_body(body, i, what)
+            print("%s: %d bytes, whole, after the backend closed" % (
+                what, len(body)))
+        st, hs, body = c.request("GET", "/app/bytes/1000",
+                                 env.authority("h1"))
+        eq((st, body), (200, pattern(1000)), "next request on the client "
+           "connection")
+        c.close()
+        return
+
+    from harness import H2Client
+    # the connection's window (64 KiB) is never widened while waiting
+    c = H2Client(env.https_port, window=65535)
+    want = {"main": _hung_up(env, "main"), "tls": _hung_up(env, "tls")}
+    sids = {}
+    for i, (mount, b, route) in enumerate(TAIL_ROUTES):
+        sids[c.request("GET", _tail_target(mount, route, i))] = \
+            (i, "%s %s" % (mount, route))
+        want[b] += 1
+    c.pump(lambda: all(c.streams[s]["headers"] for s in sids), ack=False)
+    _wait_hung_up(env, want)
+    for s in sids:
+        c.c.acknowledge_received_data(len(c.streams[s]["data"]), s)
+    c.flush()
+    sts = c.wait_all(list(sids), timeout=60)
+    for (s, (i, what)), st in zip(sids.items(), sts):
+        eq(st["reset"], None, "%s: stream reset" % what)
+        eq(h2_status(st), 200, "%s: status" % what)
+        _check_tail_body(st["data"], i, what)
+    print("%d streams whole after their backends closed" % len(sids))
+    sid = c.request("GET", "/app/bytes/1000")
+    st = c.wait_all([sid])[0]
+    eq((h2_status(st), st["data"]), (200, pattern(1000)),
+       "next stream on the client connection")
+    c.close()
+
+
+@case("backend-close-paused-client-gone", backends=TAIL_BACKENDS)
+def t_close_paused_gone(env, proto):
+    """As backend-close-paused, but the client goes away while the proxy
+    still holds the rest of a closed backend connection: that is let go
+    (no socket left open)."""
+    from harness import H2Client
+    env.get_ok(proto, "/app/bytes/1000")
+    base = env.fd_baseline()
+    for i, (mount, b, route) in enumerate(TAIL_ROUTES):
+        want = {b: _hung_up(env, b) + 1}
+        if proto == "h1":
+            c = env.raw_h1(rcvbuf=4096)
+            c.send(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (
+                _tail_target(mount, route, i), env.authority("h1"))).encode())
+            eq(c.read_head()[1], 200, "status")
+            _wait_hung_up(env, want)
+            c.read_exact(100000)
+        else:
+            c = H2Client(env.https_port, window=65535)
+            sid = c.request("GET", _tail_target(mount, route, i))
+            c.pump(lambda: c.streams[sid]["headers"], ack=False)
+            _wait_hung_up(env, want)
+        _abrupt_close(c.s)
+    env.fd_settle(base, "clients gone with closed backends' rests unread")
+
+
+TAIL_LOAD = [
+    # 512 KiB, the backend ending connections in each of its ways; with a
+    # bigger socket buffer (sndbuf), more of the response waits there
+    "/app/bytes/524288?close-every=1&sndbuf=1048576",
+    "/app/chunked/524288?close-every=5",
+    "/app/bytes/524288?drop-every=3",
+    "/app/bytes/524288?shut-every=2",
+    "/tlsn/bytes/524288?hangup-every=1&sndbuf=1048576",
+    "/tlsn/chunked/524288?hangup-every=3",
+]
+TAIL_LOAD_N = 300
+
+
+@case("backend-close-load", backends=TAIL_BACKENDS, timeout=120)
+def t_close_load(env, proto):
+    """h2load against backends that close after every (or every Nth)
+    response; h2 with 64 KiB windows (-w 16 -W 16), so that responses wait
+    in the proxy.  Every request must succeed with its whole body."""
+    n = TAIL_LOAD_N
+    bad = []
+    for path in TAIL_LOAD:
+        size = int(path.split("?")[0].rsplit("/", 1)[1])
+        argv = ["h2load", "-n%d" % n, "-c4"]
+        argv += ["--h1"] if proto == "h1" else ["-m4", "-w16", "-W16"]
+        cp = subprocess.run(argv + [env.url(proto, path)],
+                            capture_output=True, timeout=100)
+        out = cp.stdout.decode()
+        req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, "
+                        r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
+        st = re.search(r"status codes: (\d+) 2xx", out)
+        data = re.search(r"traffic: .*\((\d+)\) data", out)
+        got = (int(req.group(4)) if req else -1,
+               int(st.group(1)) if st else -1,
+               int(data.group(1)) if data else -1)
+        print("%-40s %d succeeded, %d 2xx, %d body bytes (want %d)" % (
+            path, got[0], got[1], got[2], n * size))
+        if cp.returncode or got != (n, n, n * size):
+            bad.append(path)
+            print(out[-800:])
+    eq(bad, [], "runs with failed requests or short bodies")
+
+
+@case("backend-close-slow-readers", backends=TAIL_BACKENDS, timeout=90)
+def t_close_slow(env, proto):
+    """Slow clients (curl --limit-rate) against backends that close after
+    every response: every body whole (sha256)."""
+    import tempfile
+    size = 4 * 1024 * 1024
+    paths = ["/app/bytes/%d?close-every=1", "/app/chunked/%d?close-every=1",
+             "/app/bytes/%d?drop-every=1", "/app/bytes/%d?shut-every=1",
+             "/tlsn/bytes/%d?hangup-every=1",
+             "/tlsn/chunked/%d?hangup-every=1"]
+    procs = []
+    d = tempfile.mkdtemp(dir=env.dir)
+    for i, p in enumerate(paths * 2):
+        # a socket buffer that holds more than the proxy's buffer limit
+        path = (p % size) + "&seed=%d&sndbuf=1048576" % i
+        out = os.path.join(d, "b%d" % i)
+        argv = ["curl", "-sS", "--max-time", "60", "--limit-rate", "16M",
+                "-o", out, "-w", "%{http_code}"]
+        argv += ["--http1.1"] if proto == "h1" else ["--http2", "-k"]
+        procs.append((path, i, out, subprocess.Popen(
+            argv + [env.url(proto, path)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)))
+    bad = []
+    for path, i, out, p in procs:
+        o, e = p.communicate(timeout=80)
+        body = open(out, "rb").read() if os.path.exists(out) else b""
+        ok = (p.returncode == 0 and o == b"200" and len(body) == size and
+              sha(body) == _pattern_sha(size, i))
+        if not ok:
+            bad.append(path)
+            print("%s: rc %d, status %s, %d bytes: %s" % (
+                path, p.returncode, o.decode(), len(body),
+                e.decode().strip()))
+    print("%d slow downloads, %d bad" % (len(procs), len(bad)))
+    eq(bad, [], "slow downloads cut short or corrupted")
+
+
+
+# -- access log ----------------------------------------------------------
+
+def _alog_pvo(env):
+    return {"access-log": os.path.join(env.dir, "access.log")}
+
+
+ALOG_RE = re.compile(
+    r'^(127\.0\.0\.1|::ffff:127\.0\.0\.1) - - '
+    r'\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+    r'"(?P<req>[^"]*)" (?P<st>\d{3}) (?P<bytes>\d+|-) '
+    r'"(?P<ref>(?:[^"\\]|\\.)*)" "(?P<ua>(?:[^"\\]|\\.)*)"$')
+
+
+@case("access-log-line", pvo=_alog_pvo)
+def t_access_log(env, proto):
+    """Apache combined lines: the request line, status, body bytes, and
+    Referer and User-Agent escaped as Apache does (\\" \\\\ \\xHH)."""
+    from harness import wait_until
+    path = os.path.join(env.dir, "access.log")
+    ver = "HTTP/1.1" if proto == "h1" else "HTTP/2.0"
+    r = env.curl(proto, "/app/echo?k=v", headers=[
+        'Referer: https://r.example/a"b\\c',
+        "User-Agent: ua\tx"])
+    check(r.rc == 0 and r.status == 200, "GET: %r", r)
+    r2 = env.curl(proto, "/app/none/missing?404", headers=["User-Agent:"])
+    check(r2.rc == 0, "second GET: %r", r2)
+
+    def lines():
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="latin-1") as f:
+            return f.read().splitlines()
+    wait_until(lambda: len(lines()) >= 2, "two access log lines")
+    got = lines()
+    eq(len(got), 2, "access log lines %r" % got)
+    m = ALOG_RE.match(got[0])
+    check(m, "access log line not in combined format: %r", got[0])
+    eq(m.group("req"), "GET /app/echo?k=v %s" % ver, "request line")
+    eq(m.group("st"), "200", "status")
+    eq(m.group("bytes"), str(len(r.body)), "body bytes")
+    eq(m.group("ref"), 'https://r.example/a\\"b\\\\c', "escaped Referer")
+    eq(m.group("ua"), "ua\\x09x", "escaped User-Agent")
+    m = ALOG_RE.match(got[1])
+    check(m, "access log line not in combined format: %r", got[1])
+    eq(m.group("st"), str(r2.status), "second status")
+    eq(m.group("ref"), "-", "no Referer")
+    eq(m.group("ua"), "-", "no User-Agent")
 
 
 # ---- WebSocket through a proxied mount (issue 11) ----------------------

@@ -338,7 +338,11 @@ class Backend:
         else:
             s = socket.create_connection(("127.0.0.1", self.port),
                                          timeout=10)
-        check(not self.tls, "stats() speaks plain HTTP only")
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(s, server_hostname="localhost")
         s.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n"
                   b"Connection: close\r\n\r\n")
         data = b""
@@ -674,8 +678,8 @@ class Env:
     def h2client(self):
         return H2Client(self.https_port)
 
-    def raw_h1(self):
-        return RawH1(self.http_port)
+    def raw_h1(self, rcvbuf=None):
+        return RawH1(self.http_port, rcvbuf)
 
     # -- health ----------------------------------------------------------
 
@@ -742,8 +746,13 @@ class Env:
 class RawH1:
     """A plain socket speaking h1 by hand, to see exact framing."""
 
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    def __init__(self, port, rcvbuf=None):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            # before connect(), so that the window is small from the start
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(15)
+        self.s.connect(("127.0.0.1", port))
         self.buf = b""
 
     def send(self, data):
@@ -894,11 +903,14 @@ class H2Client:
         w = self._window(sid)
         return w is None or w > 0
 
-    def send_bodies(self, bodies, end=True, timeout=60):
+    def send_bodies(self, bodies, end=True, timeout=60, eager=False):
         """Send {sid: bytes} round robin, a frame per stream per round, as
         far as the peer's flow-control windows allow (reading frames for
         WINDOW_UPDATEs meanwhile); end=False leaves the streams open.  A
-        stream the peer ends or resets first is left out."""
+        stream the peer ends or resets first is left out.  eager: each
+        round sends as many frames per stream as its window allows, and
+        all of a round's frames leave in one write (as nghttp2 does), so
+        a body's last frames share TLS records with what precedes them."""
         off = dict.fromkeys(bodies, 0)
         todo = set(bodies)
         deadline = time.monotonic() + timeout
@@ -911,15 +923,19 @@ class H2Client:
                 if st["ended"] or st["reset"] is not None or win is None:
                     todo.discard(sid)
                     continue
-                n = min(max(win, 0), len(body) - off[sid])
-                last = off[sid] + n == len(body)
-                if n > 0 or (last and end):
-                    self.c.send_data(sid, body[off[sid]:off[sid] + n],
-                                     end_stream=last and end)
-                    off[sid] += n
-                    sent = True
-                if last:
-                    todo.discard(sid)
+                while True:
+                    n = min(max(win, 0), len(body) - off[sid])
+                    last = off[sid] + n == len(body)
+                    if n > 0 or (last and end):
+                        self.c.send_data(sid, body[off[sid]:off[sid] + n],
+                                         end_stream=last and end)
+                        off[sid] += n
+                        sent = True
+                    if last:
+                        todo.discard(sid)
+                    win = self._window(sid)
+                    if not eager or last or not win or win <= 0:
+                        break
             self.flush()
             if todo and not sent:
                 self.pump(lambda: any(self._sendable(s) for s in todo),
@@ -988,6 +1004,77 @@ class H2Client:
         except Exception:
             pass
         self.s.close()
+
+
+H2_FRAME_NAMES = {0: "DATA", 1: "HEADERS", 2: "PRIORITY", 3: "RST_STREAM",
+                  4: "SETTINGS", 5: "PUSH_PROMISE", 6: "PING", 7: "GOAWAY",
+                  8: "WINDOW_UPDATE", 9: "CONTINUATION"}
+
+
+def h2_raw_frames(port, path, method="GET", timeout=30):
+    """One request on a fresh h2 connection, read frame by frame off the
+    wire (nghttp and python3-h2 show HEADERS and its CONTINUATIONs as one
+    frame).  Windows are opened wide at the start, so no WINDOW_UPDATE is
+    needed later.  Returns ([(type name, flags, stream, length)], DATA
+    bytes of stream 1, whether stream 1 ended)."""
+    import hpack
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                 timeout=timeout),
+                        server_hostname="localhost")
+
+    def frame(ftype, flags, sid, payload):
+        return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + \
+            sid.to_bytes(4, "big") + payload
+
+    block = hpack.Encoder().encode([
+        (":method", method), (":scheme", "https"),
+        (":authority", "127.0.0.1:%d" % port), (":path", path)])
+    # SETTINGS_INITIAL_WINDOW_SIZE 2^31-1; connection window to 2^31-1
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+              frame(4, 0, 0, (4).to_bytes(2, "big") +
+                    (2 ** 31 - 1).to_bytes(4, "big")) +
+              frame(8, 0, 0, (2 ** 31 - 1 - 65535).to_bytes(4, "big")) +
+              frame(1, 0x5, 1, block))
+    buf, pos = bytearray(), 0
+    frames, data, ended = [], [], False
+    deadline = time.monotonic() + timeout
+    while not ended:
+        while len(buf) - pos >= 9:
+            ln = int.from_bytes(buf[pos:pos + 3], "big")
+            if len(buf) - pos < 9 + ln:
+                break
+            ftype, flags = buf[pos + 3], buf[pos + 4]
+            sid = int.from_bytes(buf[pos + 5:pos + 9], "big") & 0x7fffffff
+            frames.append((H2_FRAME_NAMES.get(ftype, str(ftype)), flags,
+                           sid, ln))
+            if ftype == 4 and not flags & 1:
+                s.sendall(frame(4, 1, 0, b""))
+            if sid == 1 and ftype == 0:
+                data.append(bytes(buf[pos + 9:pos + 9 + ln]))
+            if sid == 1 and ftype in (0, 1) and flags & 1:
+                ended = True
+            if ftype in (3, 7) and (sid in (0, 1)):
+                ended = True
+            pos += 9 + ln
+        del buf[:pos]
+        pos = 0
+        if ended:
+            break
+        s.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            d = s.recv(1 << 20)
+        except (TimeoutError, socket.timeout):
+            raise Failure("raw h2 %s: timed out after %d frames" %
+                          (path, len(frames)))
+        if not d:
+            break
+        buf += d
+    s.close()
+    return frames, b"".join(data), ended
 
 
 def h2_status(st):

@@ -3,7 +3,7 @@
 #
 # `cmake --install` with DESTDIR into a temporary root: the daemon, the
 # plugin where the daemon looks by default, the systemd unit, the example
-# configs and error.css; then the installed daemon, pointed at the installed
+# configs, the default site (index.html, error.css) and the man page; then the installed daemon, pointed at the installed
 # plugin dir, proxies a request to a real backend (200) and writes an
 # Apache combined access-log line for it.
 #
@@ -63,7 +63,10 @@ else
 	done
 fi
 share=$root/share/lws-uds-proxy
-[ -f "$share/error.css" ] || fail "no $share/error.css"
+for f in www/error.css www/index.html; do
+	[ -f "$share/$f" ] || fail "no $share/$f"
+done
+[ -f "$root/share/man/man8/lws-uds-proxyd.8" ] || fail "no man page"
 [ -f "$share/lwsws-conf/demo/conf" ] || fail "no example configs in $share"
 [ $fails -eq 0 ] && echo "ok   install layout (bin, plugin dir, unit, share)"
 

@@ -301,6 +301,25 @@ main(void)
 		      ncases[i].want);
 	}
 
+	/* the tchar table is RFC 9110 5.6.2's list, byte for byte */
+	for (i = 0; i < 256; i++) {
+		int want = (i >= 'a' && i <= 'z') || (i >= 'A' && i <= 'Z') ||
+			   (i >= '0' && i <= '9') ||
+			   (i && strchr("!#$%&'*+-.^_`|~", (int)i));
+
+		if (!!udsp_hdr_tchar[i] != !!want)
+			fprintf(stderr, "tchar 0x%02x\n", (unsigned int)i);
+		CHECK(!!udsp_hdr_tchar[i] == !!want);
+	}
+
+	/* lws's custom-header lookup name: lower case, colon, NUL */
+	CHECK_STR(udsp_hdr_custom_name(buf, sizeof(buf), S("X-Request-ID")),
+		  "x-request-id:");
+	CHECK_STR(udsp_hdr_custom_name(buf, 6, S("DNT!")), "dnt!:");
+	CHECK(!udsp_hdr_custom_name(buf, 5, S("DNT!")));
+	CHECK_STR(udsp_hdr_custom_name(buf, sizeof(buf), "a-bcd", 3),
+		  "a-b:");
+
 	for (i = 0; i < sizeof(xcases) / sizeof(xcases[0]); i++) {
 		const struct xcase *c = &xcases[i];
 
