@@ -2207,3 +2207,95 @@ def t_ws_flood_rss(env, proto):
     peak = proc_status(pid)["VmHWM"]
     print("ws flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
     check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
+
+
+@case("ws-browser-flow", backends=WS_BACKENDS)
+def t_ws_browser_flow(env, proto):
+    """A browser's flow through both mount forms: the app's page comes over
+    http(s) (h1, or h2 on TLS) with a cookie; the ws its script opens to
+    the same origin (h1 upgrade, as browsers do when RFC 8441 is not
+    offered) reaches the same backend at the mapped path with that cookie
+    and the page's Origin, and messages flow both ways."""
+    env.start_daemon(mounts=ws_mounts(env))
+    origin = ("http://127.0.0.1:%d" % env.http_port if proto == "h1" else
+              "https://127.0.0.1:%d" % env.https_port)
+
+    async def ws_part(mount, cookie):
+        async with ws_connect(env, proto, mount + "/hello",
+                              origin=origin,
+                              extra_headers=[("Cookie", cookie)]) as ws:
+            seen = json.loads(await ws.recv())
+            eq(seen["path"], "/hello", "ws path at the backend")
+            h = {k.lower(): v for k, v in seen["headers"]}
+            eq(h.get("cookie"), cookie, "the page's cookie on the ws")
+            eq(h.get("origin"), origin, "the page's Origin on the ws")
+            await ws.send("from the page")
+            eq(await ws.recv(), "from the page", "echo")
+            await ws.send(b"\x00\x01")
+            eq(await ws.recv(), b"\x00\x01", "binary echo")
+
+    for mount in WS_MOUNTS:
+        r = env.get_ok(proto, mount + "/page")
+        check(b"new WebSocket" in r.body, "the page: %r", r.body[:200])
+        sc = r.h("set-cookie") or ""
+        check(sc.startswith("sid=s3cr3t"), "Set-Cookie of the page: %r", sc)
+        ws_run(ws_part(mount, sc.split(";")[0]))
+    pages = [q for q in env.backends["ws"].requests() if "page" in q]
+    eq([q["page"] for q in pages], ["/page"] * len(WS_MOUNTS),
+       "page requests at the ws backend")
+
+
+WS_IDLE_MOUNTS = ("/wsi", "/wsicb")
+
+
+@case("ws-idle", backends=WS_BACKENDS, timeout=90)
+def t_ws_idle(env, proto):
+    """A quiet ws outlives lws's timeout-secs, the vhost's
+    keepalive_timeout and the plugin's idle-timeout-ms (all set to 1 s
+    here, for lws's 5 s and 60 s), then still carries messages; a mount's
+    ws-idle-timeout-ms ends a quiet one with 1001 "idle timeout" toward
+    both peers.  The waits are the idleness under test."""
+    b = env.backends["ws"]
+    idle = {"ws-idle-timeout-ms": "500"}
+    mounts = ws_mounts(env) + [
+        {"mountpoint": "/wsi", "origin": b.origin("/"), "pmo": [idle]},
+        {"mountpoint": "/wsicb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": b.origin("/")}, idle]},
+    ]
+    env.start_daemon(mounts=mounts, pvo={"idle-timeout-ms": "1000"},
+                     global_extra={"timeout-secs": "1"},
+                     vhost_extra={"keepalive_timeout": "1"})
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        quiet = [await ws_connect(env, proto, m + "/echo")
+                 for m in WS_MOUNTS]
+        bounded = [await ws_connect(env, proto, m + "/echo")
+                   for m in WS_IDLE_MOUNTS]
+        try:
+            for m, ws in zip(WS_IDLE_MOUNTS, bounded):
+                try:
+                    await asyncio.wait_for(ws.recv(), 20)
+                    check(False, "%s: a message on an idle ws", m)
+                except websockets.ConnectionClosed:
+                    pass
+                eq((ws.close_code, ws.close_reason), (1001, "idle timeout"),
+                   m + ": close at the client")
+            # three times every timeout that could cut the quiet ones
+            await asyncio.sleep(max(0.0, 3.5 - (loop.time() - t0)))
+            for m, ws in zip(WS_MOUNTS, quiet):
+                await ws.send("still here")
+                eq(await asyncio.wait_for(ws.recv(), 10), "still here",
+                   m + ": echo after 3.5 s quiet")
+        finally:
+            for ws in quiet + bounded:
+                await ws.close()
+
+    ws_run(run())
+    closed = {}
+    for q in ws_closes(env):
+        closed.setdefault(q["path"], []).append((q["closed"], q["reason"]))
+    eq(closed.get("/echo", [])[:len(WS_IDLE_MOUNTS)].count(
+        (1001, "idle timeout")), len(WS_IDLE_MOUNTS),
+        "idle closes at the backend: %r" % closed)

@@ -12,11 +12,14 @@
 #   /ping            ping the client, answer "pong-ok" when it pongs
 #   /abort           drop the TCP connection after the handshake
 #   /garbage         write bytes that are no ws frame after the handshake
+#   /page (plain GET, no upgrade)   an HTML page whose script opens a ws
+#                    to ./hello, with a Set-Cookie
 # select_subprotocol: /proto-none picks none, /proto-other picks "other",
 # else the first offered that the server knows (chat, superchat).
 
 import argparse
 import asyncio
+import http
 import json
 import os
 import ssl
@@ -27,6 +30,13 @@ import websockets
 import websockets.server
 
 KNOWN = ["chat", "superchat"]
+
+# what a browser would run: a ws to the page's own origin and path prefix
+PAGE = """<!doctype html><title>ws</title><script>
+var u = new URL("hello", location.href); u.protocol = u.protocol.replace("http", "ws");
+var ws = new WebSocket(u); ws.onmessage = function (e) { document.title = e.data; };
+</script>
+"""
 
 reqlog = None
 
@@ -41,6 +51,20 @@ class Proto(websockets.server.WebSocketServerProtocol):
             if p in KNOWN:
                 return p
         return None
+
+    async def process_request(self, path, request_headers):
+        # The app's own page, on the same socket as its WebSockets (a
+        # browser's flow: this page, then a ws from its script).
+        if not path.startswith("/page") or \
+                "upgrade" in request_headers.get("Connection", "").lower():
+            return None
+        if reqlog:
+            with open(reqlog, "a") as f:
+                f.write(json.dumps({"page": path, "headers": [
+                    [k, v] for k, v in request_headers.raw_items()]}) + "\n")
+        body = PAGE.encode()
+        return (http.HTTPStatus.OK, [("Content-Type", "text/html"),
+                      ("Set-Cookie", "sid=s3cr3t; Path=/; HttpOnly")], body)
 
 
 
