@@ -40,6 +40,9 @@ keys() {
 	# lws_pvo_get_str(in, "name", ...)
 	grep -ohE '(pvo_uint|lws_pvo_get_str)\(in, "[a-z0-9-]+"' "$src"/plugin/*.c |
 		sed -E 's/.*"(.*)"/\1/'
+	# and a mount's, read per request: pmo_get(pmo, "name")
+	grep -ohE 'pmo_get\(pmo, "[a-z0-9-]+"' "$src"/plugin/*.c |
+		sed -E 's/.*"(.*)"/\1/'
 } | sort -u >"$tmp/keys"
 n=$(wc -l <"$tmp/keys")
 [ "$n" -gt 80 ] || fail "only $n keys found in the sources: the extraction broke"
