@@ -197,7 +197,17 @@ client_writeable(struct udsp_ws *ws)
 		p += REC_HDR + REC_GAP;
 		udsp_buf_consume(&ws->toc, REC_HDR + REC_GAP + len);
 		if (kind == K_CLOSE) {
-			/* lws sends it and waits for the client's answer */
+			/*
+			 * lws sends it and waits for the client's answer,
+			 * which it must be let read: a client still paused
+			 * (before the backend's 101, or by a full queue)
+			 * would otherwise hold the close until lws's
+			 * timeout-secs.
+			 */
+			if (ws->client_paused) {
+				lws_rx_flow_control(ws->cwsi, 1);
+				ws->client_paused = 0;
+			}
 			lws_close_reason(ws->cwsi,
 					 (enum lws_close_status)wp,
 					 len > 2 ? p + 2 : NULL,
