@@ -10,12 +10,14 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conf-private.h"
 #include "origin.h"
 #include "stats.h"
+#include "ws_codec.h"
 
 /*
  * lws 4.1.6 counts "immortal" streams per connection in a byte and aborts
@@ -210,6 +212,7 @@ struct vb {
 	const char		*cert, *key;
 	long long		h2_streams;
 	unsigned int		has_port:1;
+	unsigned int		proxied:1;	/* a mount on the plugin */
 };
 
 static void
@@ -471,6 +474,9 @@ status_mount(struct udsp_hc_pc *pc, const struct lws_http_mount *m)
 }
 
 static void
+mount_ws(struct udsp_hc_pc *pc, struct vb *vb, struct lws_http_mount *m);
+
+static void
 mount_finish(struct udsp_hc_pc *pc, struct vb *vb, struct mb *mb,
 	     struct lws_http_mount ***tail)
 {
@@ -627,6 +633,8 @@ checked:
 	if (m->protocol) {
 		snprintf(why, sizeof(why), "mount '%s'", m->mountpoint);
 		need(pc, vb, m->protocol, why);
+		if (!strcmp(m->protocol, UDSP_PROTOCOL_NAME))
+			mount_ws(pc, vb, m);
 	}
 
 	for (pvo = m->cgienv; pvo; pvo = pvo->next)
@@ -635,6 +643,117 @@ checked:
 
 	**tail = m;
 	*tail = (struct lws_http_mount **)&m->mount_next;
+}
+
+/*
+ * WebSocket options of a mount on the plugin: checked here (the plugin
+ * reads them per connection), and the mount's subprotocols noted for the
+ * vhost, which gets a protocol of each name (serve.c): lws binds an
+ * upgrade that offers subprotocols by protocol name.  The mountpoint goes
+ * along as pmo "mountpoint": lws tells a plugin a mount's options but not
+ * its path, which a ws upgrade needs to map the URL.
+ */
+static void
+mount_ws(struct udsp_hc_pc *pc, struct vb *vb, struct lws_http_mount *m)
+{
+	const struct lws_protocol_vhost_options *pvo;
+	struct lws_protocol_vhost_options *mp;
+	const char *v, *e, *b;
+	const char **names;
+	char *tok;
+	unsigned long u;
+	int k;
+
+	vb->proxied = 1;
+	for (pvo = m->cgienv; pvo; pvo = pvo->next) {
+		v = pvo->value;
+		if (!strcmp(pvo->name, "ws-max-message-kb") ||
+		    !strcmp(pvo->name, "ws-idle-timeout-ms")) {
+			u = strtoul(v, (char **)&e, 10);
+			if (!*v || *e || *v == '-' || *v == '+' ||
+			    u > 0x7fffffff ||
+			    (!strcmp(pvo->name, "ws-max-message-kb") &&
+			     (!u || u > 4194304)))
+				perr(pc, "mount '%s': %s '%s': expected %s",
+				     m->mountpoint, pvo->name, v,
+				     pvo->name[3] == 'm' ?
+				     "a size in KiB, 1 to 4194304" :
+				     "milliseconds (0: no limit)");
+		} else if (!strcmp(pvo->name, "ws-subprotocols")) {
+			if (!udsp_ws_token_list_ok(v, strlen(v))) {
+				perr(pc, "mount '%s': ws-subprotocols '%s': "
+					 "expected a comma list of names",
+				     m->mountpoint, v);
+				continue;
+			}
+			for (b = v; *b; b = e) {
+				while (*b == ',' || *b == ' ' || *b == '\t')
+					b++;
+				for (e = b; *e && *e != ',' && *e != ' ' &&
+					    *e != '\t'; e++)
+					;
+				if (e == b)
+					break;
+				if ((size_t)(e - b) > 63) {
+					perr(pc, "mount '%s': subprotocol "
+						 "'%.*s' is too long",
+					     m->mountpoint, (int)(e - b), b);
+					continue;
+				}
+				for (k = 0; k < vb->vh->n_ws_subprotocols; k++)
+					if (strlen(vb->vh->ws_subprotocols[k]) ==
+					    (size_t)(e - b) &&
+					    !strncmp(vb->vh->ws_subprotocols[k],
+						     b, (size_t)(e - b)))
+						break;
+				if (k < vb->vh->n_ws_subprotocols)
+					continue;
+				names = udsp_hc_zalloc(pc->hc, sizeof(*names) *
+					(size_t)(vb->vh->n_ws_subprotocols + 1));
+				tok = udsp_hc_zalloc(pc->hc,
+						     (size_t)(e - b) + 1);
+				if (!names || !tok)
+					return;
+				memcpy(tok, b, (size_t)(e - b));
+				if (vb->vh->n_ws_subprotocols)
+					memcpy(names, vb->vh->ws_subprotocols,
+					       sizeof(*names) * (size_t)
+					       vb->vh->n_ws_subprotocols);
+				names[vb->vh->n_ws_subprotocols++] = tok;
+				vb->vh->ws_subprotocols = names;
+			}
+		}
+	}
+	if (lws_pvo_search(m->cgienv, "mountpoint"))
+		return;
+	mp = udsp_hc_pvo_new(pc, "mountpoint", m->mountpoint);
+	if (!mp)
+		return;
+	mp->next = m->cgienv;
+	m->cgienv = mp;
+}
+
+/*
+ * A ws upgrade without a subprotocol binds the vhost's default protocol
+ * (lws_process_ws_upgrade()): on a vhost with proxied mounts that is the
+ * plugin, unless the config names another default.  Plain HTTP is not
+ * affected: lws re-binds protocols[0] for a request no mount takes.
+ */
+static void
+ws_default(struct udsp_hc_pc *pc, struct vb *vb)
+{
+	const struct lws_protocol_vhost_options *pvo;
+	struct lws_protocol_vhost_options *mine, *d;
+
+	for (pvo = vb->vh->info.pvo; pvo; pvo = pvo->next)
+		if (lws_pvo_search(pvo->options, "default"))
+			return;
+	mine = vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME);
+	d = udsp_hc_pvo_new(pc, "default", "1");
+	if (!mine || !d)
+		return;
+	d->next = mine->options;
+	mine->options = d;
 }
 
 /*
@@ -800,6 +919,8 @@ udsp_hc_vhost(struct udsp_hc_pc *pc, json_object *o, size_t idx)
 		     "listen-accept-protocol");
 	if (vb.vh->access_log)
 		access_log_pvo(pc, &vb);
+	if (vb.proxied)
+		ws_default(pc, &vb);
 
 	for (pp = &pc->hc->vhosts; *pp; pp = &(*pp)->next)
 		;

@@ -42,6 +42,11 @@ struct udsp_hc_vhost {
 	dev_t			sock_dev;
 	ino_t			sock_ino;
 	struct timespec		sock_ctime;
+	/* WebSocket subprotocols the vhost's proxied mounts list (arena):
+	 * each becomes a protocol of that name on the plugin's callback */
+	const char		**ws_subprotocols;
+	int			n_ws_subprotocols;
+	void			*ws_pp;	/* serve.c: owned protocol list */
 	unsigned int		enable_client_ssl:1;
 	unsigned int		reject_ws_without_protocol:1;
 };

@@ -20,6 +20,7 @@
 #include <libwebsockets.h>
 
 #include "daemon.h"
+#include "origin.h"
 
 #if !defined(UDSP_DEFAULT_PLUGIN_DIR)
 #define UDSP_DEFAULT_PLUGIN_DIR "/usr/local/lib/lws-uds-proxy/plugins"
@@ -153,6 +154,54 @@ collect_protocols(struct lws_plugin *plugins)
 	}
 
 	return pp;
+}
+
+/*
+ * The vhost's protocols: everyone's, plus one of each name its proxied
+ * mounts list in ws-subprotocols, on the plugin's callback (lws binds a
+ * ws upgrade that offers subprotocols to the vhost protocol of that name,
+ * and names it in the 101).  One block, owned by v: pointers, then the
+ * protocol structs.
+ */
+static const struct lws_protocols **
+vhost_protocols(struct udsp_hc_vhost *v, const struct lws_protocols **pp)
+{
+	const struct lws_protocols *proxy = NULL, **out;
+	struct lws_protocols *al;
+	int n, k, count = 0, na = 0;
+
+	if (!v->n_ws_subprotocols)
+		return pp;
+	for (n = 0; pp[n]; n++)
+		if (!strcmp(pp[n]->name, UDSP_PROTOCOL_NAME))
+			proxy = pp[n];
+	count = n;
+	if (!proxy)
+		return pp;	/* prepare() has reported it missing */
+	v->ws_pp = calloc(1, sizeof(*out) * (size_t)(count +
+			  v->n_ws_subprotocols + 1) + sizeof(*al) *
+			  (size_t)v->n_ws_subprotocols);
+	if (!v->ws_pp)
+		return NULL;
+	out = v->ws_pp;
+	al = (struct lws_protocols *)(out + count + v->n_ws_subprotocols + 1);
+	memcpy(out, pp, sizeof(*out) * (size_t)count);
+	for (k = 0; k < v->n_ws_subprotocols; k++) {
+		for (n = 0; n < count; n++)
+			if (!strcmp(out[n]->name, v->ws_subprotocols[k]))
+				break;
+		if (n < count) {
+			lwsl_warn("%s: vhost '%s': subprotocol '%s' is the "
+				  "name of a protocol; not proxied\n", v->file,
+				  v->info.vhost_name, v->ws_subprotocols[k]);
+			continue;
+		}
+		al[na] = *proxy;
+		al[na].name = v->ws_subprotocols[k];
+		out[count++] = &al[na++];
+	}
+
+	return out;
 }
 
 static int
@@ -301,6 +350,12 @@ prepare(struct srv *s, const struct udsp_opts *o)
 static void
 unprepare(struct srv *s)
 {
+	struct udsp_hc_vhost *v;
+
+	for (v = s->hc.vhosts; v; v = v->next) {
+		free(v->ws_pp);
+		v->ws_pp = NULL;
+	}
 	free(s->pp);
 	s->pp = NULL;
 	/* after the context: its vhosts used the plugins' protocols */
@@ -373,7 +428,11 @@ create_vhosts(struct srv *s, uint64_t ctx_opts)
 	struct stat st;
 
 	for (v = s->hc.vhosts; v; v = v->next) {
-		v->info.pprotocols = s->pp;
+		v->info.pprotocols = vhost_protocols(v, s->pp);
+		if (!v->info.pprotocols) {
+			lwsl_err("out of memory\n");
+			return -1;
+		}
 		v->info.options |= ctx_opts;
 		if (s->hc.server_string)
 			v->info.server_string = s->hc.server_string;

@@ -33,6 +33,16 @@ unbind_relay(struct udsp_bconn *bc)
 	bc->r = NULL;
 }
 
+/* Backend bytes go to whoever owns the connection: a relay or a ws. */
+static int
+owner_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
+{
+	if (bc->ws)
+		return udsp_ws_backend_rx(bc->ws, in, len);
+
+	return udsp_relay_backend_rx(bc->r, in, len);
+}
+
 void
 udsp_bconn_unqueue(struct udsp_relay *r)
 {
@@ -434,6 +444,67 @@ udsp_bconn_get(struct udsp_relay *r)
 }
 
 /*
+ * A connection of its own for a WebSocket relay: never pooled and never
+ * queued under max-conns (a ws holds its connection for its lifetime, so
+ * at the limit it is refused).  Returns NULL with why filled when it
+ * cannot be had; a synchronous connect failure (ENOENT, ECONNREFUSED on a
+ * unix socket) is one of those.
+ */
+struct udsp_bconn *
+udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
+		   struct udsp_backend *be, char *why, size_t whylen)
+{
+	struct lws_client_connect_info i;
+	struct udsp_bconn *bc;
+	int err;
+
+	if (vhd->conf.max_conns && be->nconns >= vhd->conf.max_conns) {
+		lws_snprintf(why, whylen, "max-conns reached");
+		return NULL;
+	}
+	bc = calloc(1, sizeof(*bc));
+	if (!bc) {
+		lws_snprintf(why, whylen, "OOM");
+		return NULL;
+	}
+	bc->vhd = vhd;
+	bc->be = be;
+	bc->ws = ws;	/* released with reusable 0: never pooled */
+	bc->tailfd = -1;
+	be->nconns++;
+
+	memset(&i, 0, sizeof(i));
+	i.context = vhd->cx;
+	i.vhost = vhd->vh;
+	i.address = be->o.address;
+	i.port = be->o.port;
+	i.host = be->o.host[0] ? be->o.host : "localhost";
+	i.origin = i.host;
+	i.path = "/";
+	i.method = "RAW";
+	i.local_protocol_name = UDSP_PROTOCOL_NAME;
+	i.opaque_user_data = bc;
+	i.pwsi = &bc->wsi;
+
+	errno = 0;
+	if (!lws_client_connect_via_info(&i)) {
+		/* as in udsp_bconn_get(): nothing else will free bc */
+		err = errno;
+		lws_snprintf(why, whylen, "%s",
+			     err ? strerror(err) : "connect failed");
+		bc->wsi = NULL;
+		bc->ws = NULL;
+		if (!short_of_fds(err))
+			health(be, 0, why);
+		bconn_free(bc);
+		return NULL;
+	}
+	fds_ok();
+
+	return bc;
+}
+
+/*
  * The relay is finished with bc.  reusable: the exchange ended cleanly
  * and the backend will keep the connection open.
  */
@@ -475,9 +546,9 @@ on_connected(struct lws *wsi, struct udsp_bconn *bc)
 	if (!bc->be->o.tls)
 		health(bc->be, 1, NULL);
 
-	if (!bc->r)
+	if (!bc->r && !bc->ws)
 		return -1;
-	if (bc->r->state == UDSP_RS_CONNECTING && !bc->be->o.tls)
+	if (bc->r && bc->r->state == UDSP_RS_CONNECTING && !bc->be->o.tls)
 		udsp_relay_set_state(bc->r, UDSP_RS_SEND, "connected");
 
 	if (bc->be->o.tls && tls_start(bc)) {
@@ -497,12 +568,12 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 	uint8_t buf[UDSP_TLS_CHUNK];
 	int n, e;
 
-	if (!bc->r)
+	if (!bc->r && !bc->ws)
 		/* an idle pooled conn has nothing to say; drop it */
 		return -1;
 
 	if (!bc->ssl)
-		return udsp_relay_backend_rx(bc->r, in, len);
+		return owner_rx(bc, in, len);
 
 	if (len && BIO_write(bc->rbio, in, (int)len) != (int)len)
 		return -1;
@@ -524,13 +595,13 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 		}
 		bc->tls_up = 1;
 		health(bc->be, 1, NULL);
-		if (bc->r->state == UDSP_RS_CONNECTING)
+		if (bc->r && bc->r->state == UDSP_RS_CONNECTING)
 			udsp_relay_set_state(bc->r, UDSP_RS_SEND, "tls up");
 		if (bc->wsi)
 			lws_callback_on_writable(bc->wsi);
 	}
 
-	while (bc->r) {
+	while (bc->r || bc->ws) {
 		n = SSL_read(bc->ssl, buf, sizeof(buf));
 		if (n <= 0) {
 			e = SSL_get_error(bc->ssl, n);
@@ -542,7 +613,7 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 			/* close_notify or a TLS error: treat as EOF */
 			return -1;
 		}
-		if (udsp_relay_backend_rx(bc->r, buf, (size_t)n))
+		if (owner_rx(bc, buf, (size_t)n))
 			return -1;
 	}
 
@@ -572,7 +643,7 @@ tail_read(struct udsp_bconn *bc, int fd)
 	uint8_t buf[UDSP_TLS_CHUNK];
 	ssize_t n;
 
-	while (bc->r && !bc->paused) {
+	while ((bc->r || bc->ws) && !bc->paused) {
 		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -581,7 +652,7 @@ tail_read(struct udsp_bconn *bc, int fd)
 		if (on_rx(bc, buf, (size_t)n))
 			return 1;
 	}
-	if (!bc->r)
+	if (!bc->r && !bc->ws)
 		return 1;
 
 	do
@@ -591,18 +662,25 @@ tail_read(struct udsp_bconn *bc, int fd)
 	return n <= 0;
 }
 
-/* The backend's side has ended: tell the relay, if one is still bound. */
+/*
+ * The backend's side has ended: tell its owner (a relay or a ws), if one
+ * is still bound, once everything the backend sent has been handed over.
+ */
 static void
 bconn_ended(struct udsp_bconn *bc)
 {
 	struct udsp_relay *r = bc->r;
+	struct udsp_ws *ws = bc->ws;
 	int connected = bc->connected && (!bc->ssl || bc->tls_up),
 	    reused = bc->reused;
 
 	unbind_relay(bc);
+	bc->ws = NULL;	/* udsp_ws_backend_closed() forgets bc */
 	bconn_free(bc);
 	if (r)
 		udsp_relay_backend_closed(r, connected, reused);
+	if (ws)
+		udsp_ws_backend_closed(ws, connected);
 }
 
 static void
@@ -640,10 +718,12 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return on_rx(bc, (const uint8_t *)in, len);
 
 	case LWS_CALLBACK_RAW_WRITEABLE:
-		if (bc->dead || !bc->r)
+		if (bc->dead || (!bc->r && !bc->ws))
 			return 0;
 		if (bc->ssl && !bc->tls_up)
 			return 0;
+		if (bc->ws)
+			return udsp_ws_backend_writeable(bc->ws);
 		return udsp_relay_backend_writeable(bc->r);
 
 	case LWS_CALLBACK_RAW_CLOSE:
@@ -661,14 +741,17 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			       LWS_CALLBACK_CLIENT_CONNECTION_ERROR && in ?
 			       (const char *)in : "connect failed");
 
-		if (reason == LWS_CALLBACK_RAW_CLOSE && bc->r && fd >= 0) {
+		if (reason == LWS_CALLBACK_RAW_CLOSE && (bc->r || bc->ws) &&
+		    fd >= 0) {
 			bc->busy = 1;
 			if (!tail_read(bc, fd)) {
 				/* lws closes fd after this callback */
 				bc->tailfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 				if (bc->tailfd >= 0) {
-					udsp_info(bc->r, "backend closed, its "
-						  "rest still to read");
+					if (bc->r)
+						udsp_info(bc->r, "backend closed, "
+							  "its rest still to "
+							  "read");
 					bc->busy = 0;
 					bconn_uncount(bc);
 					return 0;

@@ -356,8 +356,16 @@ head_end(struct udsp_h1_res *r)
 		return (int)head_fail(r, r->herr);
 	if (r->major != 1 || r->status_acc < 100)
 		return (int)head_fail(r, udsp_h1_err_parse);
-	if (r->status_acc == 101)
-		return (int)head_fail(r, udsp_h1_err_upgrade);
+	if (r->status_acc == 101) {
+		if (!r->upgrade_ok)
+			return (int)head_fail(r, udsp_h1_err_upgrade);
+		/* the head is the whole message: what follows is the new
+		 * protocol's, left unconsumed for the caller */
+		r->status = 101;
+		r->head_done = 1;
+		r->msg_done = 1;
+		return 0;
+	}
 	if (r->status_acc < 200) {
 		/* interim (100, 102, 103...): hidden */
 		head_reset(r);

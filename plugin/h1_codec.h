@@ -4,8 +4,9 @@
  *
  *  - udsp_h1_res_*: incremental response parser (status line, every header
  *    kept in order, body framing by Content-Length / chunked / close).
- *    Interim 1xx responses are consumed and hidden; 101 is an error (no
- *    upgrades through the relay).
+ *    Interim 1xx responses are consumed and hidden; 101 is an error
+ *    unless upgrade_ok is set (the WebSocket relay's handshake): then it
+ *    is a final head with no body.
  *  - udsp_chunk_dec_*: incremental de-chunker for h1 chunked *request*
  *    bodies, which lws 4.1.6 hands over raw and never completes.
  *  - udsp_chunk_hdr(): chunk-size line for framing toward h1 clients.
@@ -57,6 +58,8 @@ struct udsp_h1_res {
 	size_t			hmax;		/* grow() up to this */
 
 	unsigned int		head_req:1;	/* response to HEAD: no body */
+	unsigned int		upgrade_ok:1;	/* 101 ends the message (set
+						 * after udsp_h1_res_init()) */
 	unsigned int		head_done:1;	/* final head parsed */
 	unsigned int		msg_done:1;	/* whole message parsed */
 	unsigned int		chunked:1;	/* backend used chunked */

@@ -21,6 +21,7 @@
 #include "origin.h"
 #include "h1_codec.h"
 #include "stats.h"
+#include "ws_codec.h"
 
 /* 4.1.6 has no per-object log tags: prefix lines with our request id. */
 #define udsp_dbg(r, fmt, ...) \
@@ -95,6 +96,7 @@ struct udsp_vhd {
 };
 
 struct udsp_relay;
+struct udsp_ws;
 
 /* A backend connection: a RAW client wsi, optionally with our own TLS. */
 struct udsp_bconn {
@@ -103,6 +105,7 @@ struct udsp_bconn {
 	struct udsp_vhd		*vhd;	/* borrowed */
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
 	struct udsp_relay	*r;	/* bound relay, or NULL */
+	struct udsp_ws		*ws;	/* or the WebSocket relay owning it */
 	SSL			*ssl;	/* owned (TLS backends) */
 	BIO			*rbio;	/* owned by ssl */
 	BIO			*wbio;	/* owned by ssl */
@@ -269,6 +272,7 @@ struct udsp_status_ans {
 struct udsp_pss {
 	struct udsp_relay	*r;	/* owned */
 	struct udsp_status_ans	*st;	/* owned: a status mount's answer */
+	struct udsp_ws		*ws;	/* owned while the client is there */
 	const struct lws_protocol_vhost_options *pmo;	/* borrowed: mount */
 };
 
@@ -333,6 +337,22 @@ udsp_pool_destroy(struct udsp_vhd *vhd);
 void
 udsp_bconn_unqueue(struct udsp_relay *r);
 
+struct udsp_bconn *
+udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
+		   struct udsp_backend *be, char *why, size_t whylen);
+
+/* ws_relay.c: WebSocket connections through a proxied mount */
+int
+udsp_ws_callback(struct udsp_vhd *vhd, struct lws *wsi,
+		 struct udsp_pss *pss, enum lws_callback_reasons reason,
+		 void *in, size_t len);
+int
+udsp_ws_backend_writeable(struct udsp_ws *ws);
+int
+udsp_ws_backend_rx(struct udsp_ws *ws, const uint8_t *in, size_t len);
+void
+udsp_ws_backend_closed(struct udsp_ws *ws, int connected);
+
 /* reqhead.c: request head from the client's headers */
 int
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder);
@@ -342,6 +362,15 @@ const char *
 udsp_req_method(struct udsp_relay *r, char *buf, size_t len);
 void
 udsp_reqhead_alog(struct udsp_relay *r);
+/* The onward GET + Upgrade head for a WebSocket (ws_relay.c); *out has
+ * LWS_PRE headroom in front, free(*out - LWS_PRE). */
+int
+udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
+		      struct udsp_backend *be,
+		      const struct lws_protocol_vhost_options *pmo,
+		      const char *peer, const char *remainder,
+		      const char *key, const char *proto, char **out,
+		      size_t *outlen);
 
 /* accesslog.c */
 int

@@ -241,7 +241,26 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	struct udsp_vhd *vhd = (struct udsp_vhd *)lws_protocol_vh_priv_get(
 				lws_get_vhost(wsi), lws_get_protocol(wsi));
 	struct udsp_pss *pss = (struct udsp_pss *)user;
+	const struct lws_protocols *main_prot;
 	struct udsp_relay *r;
+
+	/*
+	 * A protocol of another name with this callback is a WebSocket
+	 * subprotocol the host registered for a mount's ws-subprotocols (lws
+	 * binds an upgrade by the subprotocol's name): it shares the vhost's
+	 * one configuration.
+	 */
+	if (!vhd && lws_get_protocol(wsi) && lws_get_protocol(wsi)->name &&
+	    strcmp(lws_get_protocol(wsi)->name, UDSP_PROTOCOL_NAME)) {
+		if (reason == LWS_CALLBACK_PROTOCOL_INIT ||
+		    reason == LWS_CALLBACK_PROTOCOL_DESTROY)
+			return 0;
+		main_prot = lws_vhost_name_to_protocol(lws_get_vhost(wsi),
+						       UDSP_PROTOCOL_NAME);
+		if (main_prot)
+			vhd = (struct udsp_vhd *)lws_protocol_vh_priv_get(
+					lws_get_vhost(wsi), main_prot);
+	}
 
 	switch (reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:
@@ -320,6 +339,16 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 			udsp_relay_client_gone(r);
 		}
 		return 0;
+
+	/* WebSocket: lws has sent the 101; ws_relay.c joins it to the
+	 * backend */
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_RECEIVE_PONG:
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+	case LWS_CALLBACK_CLOSED:
+		return udsp_ws_callback(vhd, wsi, pss, reason, in, len);
 
 	case LWS_CALLBACK_RAW_CONNECTED:
 	case LWS_CALLBACK_RAW_RX:

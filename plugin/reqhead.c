@@ -28,6 +28,24 @@ struct sbuf {
 	int	err;
 };
 
+/*
+ * What the head is built from: a relay's request, or a WebSocket upgrade
+ * (ws_key set), which goes as a GET with our own Upgrade fields.
+ */
+struct reqctx {
+	struct lws				*wsi;
+	struct udsp_vhd				*vhd;
+	struct udsp_backend			*be;
+	const struct lws_protocol_vhost_options	*pmo;
+	const char				*peer;
+	const char				*method;
+	enum udsp_body				body;
+	int64_t					body_remain;
+	int					h2;
+	const char				*ws_key;	/* b64 */
+	const char				*ws_proto;	/* or NULL */
+};
+
 static void
 sb_put(struct sbuf *b, const char *s, size_t n)
 {
@@ -270,7 +288,7 @@ copy_custom(struct lws *wsi, struct sbuf *b, const char *name, size_t nl,
  * -1 for a damaged value.
  */
 static int
-mount_custom(struct udsp_relay *r, struct sbuf *b, const char *list,
+mount_custom(const struct reqctx *r, struct sbuf *b, const char *list,
 	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
 {
 	char name[66];
@@ -285,7 +303,7 @@ mount_custom(struct udsp_relay *r, struct sbuf *b, const char *list,
 			continue;
 		for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
 			dup = !strcmp(r->vhd->fwd[n], name);
-		if (!dup && copy_custom(r->cwsi, b, name, nl, tmp, tmplen))
+		if (!dup && copy_custom(r->wsi, b, name, nl, tmp, tmplen))
 			return -1;
 	}
 
@@ -357,21 +375,75 @@ udsp_client_addr(struct lws *wsi, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+/* The client's own Sec-WebSocket-* fields are for lws, not the backend. */
+static int
+ws_own(const char *name, size_t nl)
+{
+	return nl >= 14 && !strncasecmp(name, "sec-websocket-", 14);
+}
+
+static int
+build(const struct reqctx *c, const char *remainder, char **out,
+      size_t *outlen);
+
 int
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
-	struct lws *wsi = r->cwsi, *nwsi = lws_get_network_wsi(wsi);
-	struct udsp_vhd *vhd = r->vhd;
-	char conn[256], tmp[4096], host[256], xff[512], mbuf[32];
-	const char *method = NULL, *name, *args[64];
+	struct reqctx c;
+	char mbuf[32];
+
+	memset(&c, 0, sizeof(c));
+	c.wsi = r->cwsi;
+	c.vhd = r->vhd;
+	c.be = r->be;
+	c.pmo = r->pmo;
+	c.peer = r->peer;
+	c.h2 = r->h2;
+	c.body = r->body;
+	c.body_remain = r->body_remain;
+	c.method = udsp_req_method(r, mbuf, sizeof(mbuf));
+	if (!c.method)
+		return -1;
+
+	return build(&c, remainder, &r->reqhead, &r->reqhead_len);
+}
+
+int
+udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
+		      struct udsp_backend *be,
+		      const struct lws_protocol_vhost_options *pmo,
+		      const char *peer, const char *remainder,
+		      const char *key, const char *proto, char **out,
+		      size_t *outlen)
+{
+	struct reqctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.wsi = wsi;
+	c.vhd = vhd;
+	c.be = be;
+	c.pmo = pmo;
+	c.peer = peer;
+	c.h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) > 0;
+	c.method = "GET";
+	c.ws_key = key;
+	c.ws_proto = proto;
+
+	return build(&c, remainder, out, outlen);
+}
+
+static int
+build(const struct reqctx *c, const char *remainder, char **out,
+      size_t *outlen)
+{
+	struct lws *wsi = c->wsi, *nwsi = lws_get_network_wsi(wsi);
+	struct udsp_vhd *vhd = c->vhd;
+	char conn[256], tmp[4096], host[256], xff[512];
+	const char *method = c->method, *name, *args[64];
 	char *argbuf = NULL, *target = NULL;
 	size_t conn_len = 0, nl;
 	int n, t, nargs = 0, hl, ret = -1;
 	struct sbuf b = { 0 };
-
-	method = udsp_req_method(r, mbuf, sizeof(mbuf));
-	if (!method)
-		return -1;
 
 	/* query fragments, decoded by lws; re-encoded by udsp_target_build */
 	nargs = get_args(wsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args));
@@ -380,7 +452,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 
 	target = (char *)vhd->scratch;
 	if (udsp_target_build(target, vhd->scratch_len,
-			      r->be->o.inside, remainder, args, nargs) < 0)
+			      c->be->o.inside, remainder, args, nargs) < 0)
 		goto bail;
 
 	sb_str(&b, method);
@@ -389,7 +461,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	sb_str(&b, " HTTP/1.1\r\n");
 
 	/* Host: the client's, so name-based backends and redirects work */
-	hl = lws_hdr_copy(wsi, host, sizeof(host), r->h2 ?
+	hl = lws_hdr_copy(wsi, host, sizeof(host), c->h2 ?
 			  WSI_TOKEN_HTTP_COLON_AUTHORITY : WSI_TOKEN_HOST);
 	/*
 	 * lws joins repeated fields with ',': two Host fields, which RFC 9112
@@ -400,12 +472,12 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 		goto bail;
 	if (hl <= 0 || !udsp_hdr_value_ok(host, (size_t)hl)) {
 		hl = lws_snprintf(host, sizeof(host), "%s",
-				  r->be->o.host[0] ? r->be->o.host :
+				  c->be->o.host[0] ? c->be->o.host :
 						     "localhost");
 	}
 	sb_hdr(&b, "Host", 4, host, (size_t)hl);
 
-	if (!r->h2) {
+	if (!c->h2) {
 		n = lws_hdr_copy(wsi, conn, sizeof(conn), WSI_TOKEN_CONNECTION);
 		if (n > 0)
 			conn_len = (size_t)n;
@@ -423,7 +495,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 		if (nl < 2 || name[nl - 1] != ':')
 			continue;	/* "get ", "http/1.1 ": not headers */
 		nl--;
-		if (!udsp_hdr_req_forward(name, nl, conn, conn_len))
+		if (!udsp_hdr_req_forward(name, nl, conn, conn_len) ||
+		    (c->ws_key && ws_own(name, nl)))
 			continue;
 		if (copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl))
 			goto bail;
@@ -435,7 +508,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	 * look up names we already know: the built-in list + forward-headers.
 	 * docs/lws-notes.md N13
 	 */
-	if (!r->h2) {
+	if (!c->h2) {
 #if defined(UDSP_HAVE_CUSTOM_FOREACH)
 		struct custom_ctx cc = { wsi, &b, conn, conn_len, 0 };
 
@@ -456,21 +529,21 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 				goto bail;
 		}
 		/* and the mount's own list (pmo "forward-headers") */
-		for (pmo = r->pmo; pmo; pmo = pmo->next)
+		for (pmo = c->pmo; pmo; pmo = pmo->next)
 			if (!strcmp(pmo->name, "forward-headers") &&
-			    mount_custom(r, &b, pmo->value, conn, conn_len,
+			    mount_custom(c, &b, pmo->value, conn, conn_len,
 					 tmp, sizeof(tmp)))
 				goto bail;
 #endif
 	}
 
 	/* X-Forwarded-*: a client's XFF is trusted only from listed peers */
-	if (r->peer[0]) {
+	if (c->peer[0]) {
 		const char *prior = NULL;
 		int pl = 0;
 
 		if (vhd->conf.trusted &&
-		    udsp_addr_in_list(vhd->conf.trusted, r->peer)) {
+		    udsp_addr_in_list(vhd->conf.trusted, c->peer)) {
 			pl = lws_hdr_copy(wsi, tmp, sizeof(tmp),
 					  WSI_TOKEN_X_FORWARDED_FOR);
 			if (pl > 0 && udsp_hdr_value_ok(tmp, (size_t)pl))
@@ -478,7 +551,7 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 			else
 				pl = 0;
 		}
-		n = udsp_xff_build(xff, sizeof(xff), prior, (size_t)pl, r->peer,
+		n = udsp_xff_build(xff, sizeof(xff), prior, (size_t)pl, c->peer,
 				   prior != NULL);
 		if (n > 0)
 			sb_hdr(&b, "X-Forwarded-For", 15, xff, (size_t)n);
@@ -487,10 +560,20 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 				      "X-Forwarded-Proto: http\r\n");
 	sb_hdr(&b, "X-Forwarded-Host", 16, host, (size_t)hl);
 
-	switch (r->body) {
+	if (c->ws_key) {
+		sb_str(&b, "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+			   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ");
+		sb_str(&b, c->ws_key);
+		sb_str(&b, "\r\n");
+		if (c->ws_proto)
+			sb_hdr(&b, "Sec-WebSocket-Protocol", 22, c->ws_proto,
+			       strlen(c->ws_proto));
+	}
+
+	switch (c->body) {
 	case UDSP_BODY_CL:
 		n = lws_snprintf(tmp, sizeof(tmp), "%lld",
-				 (long long)r->body_remain);
+				 (long long)c->body_remain);
 		sb_hdr(&b, "Content-Length", 14, tmp, (size_t)n);
 		break;
 	case UDSP_BODY_CHUNKED_H1:
@@ -504,8 +587,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 
 	if (b.err)
 		goto bail;
-	r->reqhead = b.p;	/* LWS_PRE headroom in front */
-	r->reqhead_len = b.len;
+	*out = b.p;	/* LWS_PRE headroom in front */
+	*outlen = b.len;
 	b.p = NULL;
 	ret = 0;
 

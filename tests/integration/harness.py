@@ -25,6 +25,7 @@ CERT = os.path.join(FIXTURES, "localhost-100y.cert")
 KEY = os.path.join(FIXTURES, "localhost-100y.key")
 PYTHON = "/usr/bin/python3"
 BACKEND = os.path.join(HERE, "backend.py")
+WS_BACKEND = os.path.join(HERE, "ws_backend.py")
 
 sys.path.insert(0, HERE)
 from backend import pattern  # noqa: E402
@@ -255,6 +256,11 @@ class Backend:
     def __init__(self, env, name, kind):
         self.env = env
         self.name = name
+        # "ws-" in front: ws_backend.py (a WebSocket server) instead
+        self.script = BACKEND
+        if kind.startswith("ws-"):
+            self.script = WS_BACKEND
+            kind = kind[3:]
         self.kind = kind    # unix | abstract | tcp | tls-unix | tls-tcp
         self.tls = kind.startswith("tls")
         self.unix = kind.endswith("unix") or kind == "abstract"
@@ -271,7 +277,7 @@ class Backend:
         self.proc = None
 
     def start(self):
-        argv = [PYTHON, BACKEND, "--pidfile", self.pidfile,
+        argv = [PYTHON, self.script, "--pidfile", self.pidfile,
                 "--reqlog", self.reqlog]
         if self.unix:
             argv += ["--unix", self.path]

@@ -61,15 +61,27 @@ _ORDER = (
     "(README, Styling the error page).")
 _ORDER_CASES = {"mount-order-%s-%s" % (o, p): _ORDER
                 for o in ("app-last", "app-middle") for p in ("h1", "h2")}
+_WS_SUBPROTOCOLS = (
+    "a ws upgrade that offers subprotocols binds only to a vhost protocol "
+    "of the offered name (lws_vhost_name_to_protocol, lib/roles/ws/"
+    "server-ws.c:605 in 4.1.6 and 4.3.5; else 'No supported protocol' and "
+    "the connection is dropped, :627), and a lwsws vhost's protocols are "
+    "the names its plugins export (lib/core-net/vhost.c:615-698 in 4.1.6): "
+    "lwsws has no way to add the names of a mount's ws-subprotocols, which "
+    "lws-uds-proxyd registers on the plugin's callback (host/serve.c).")
+_WS_CASES = {"ws-subprotocols-%s" % p: _WS_SUBPROTOCOLS
+             for p in ("h1", "h2")}
 EXCLUDED = {
     "4.1.6": {
         **_ORDER_CASES,
+        **_WS_CASES,
         "h2-100-streams-h2load-h2": _STREAMS_416,
         "h2-100-streams-distinct-h2": _STREAMS_416,
         "h2-50-uploads-h2": _STREAMS_416,
     },
     "4.3.5": {
         **_ORDER_CASES,
+        **_WS_CASES,
         "h2-100-streams-h2load-h2": _STREAMS_435,
         "h2-100-streams-distinct-h2": _STREAMS_435,
         "h2-50-uploads-h2": _STREAMS_435,
@@ -120,6 +132,7 @@ class Host:
             # (README, Limits): a deployment sets it the same way.
             v.setdefault("keepalive_timeout", "60")
             mounts = []
+            proxied = False
             for m in v.get("mounts", []):
                 m = dict(m)
                 o = m.get("origin", "")
@@ -127,8 +140,31 @@ class Host:
                     m["origin"] = "callback://lws-uds-proxy"
                     m["pmo"] = [{"backend": o}] + [
                         p for p in m.get("pmo", []) if "backend" not in p]
+                if m["origin"] == "callback://lws-uds-proxy":
+                    # what lws-uds-proxyd adds by itself (conf-vhost.c
+                    # mount_ws) and a lwsws config must say: lws tells a
+                    # plugin a mount's pmo but never its mountpoint (the
+                    # HTTP_PMO of a ws upgrade, lib/roles/ws/server-ws.c:
+                    # 778-787 in 4.1.6, carries only hit->cgienv), and
+                    # without any pmo it tells nothing at all.
+                    pm = m.setdefault("pmo", [])
+                    if not any("mountpoint" in p for p in pm):
+                        m["pmo"] = pm + [{"mountpoint": m["mountpoint"]}]
+                    proxied = True
                 mounts.append(m)
             v["mounts"] = mounts
+            if proxied:
+                # a ws upgrade without a subprotocol binds the vhost's
+                # default protocol (server-ws.c:538-560 in 4.1.6):
+                # lwsws's way to make it the plugin is "default": "1" in
+                # its ws-protocols entry; lws-uds-proxyd does it itself.
+                wp = [dict(e) for e in v.get("ws-protocols", [])]
+                if not any("default" in o for e in wp for o in e.values()):
+                    for e in wp:
+                        if "lws-uds-proxy" in e:
+                            e["lws-uds-proxy"] = dict(e["lws-uds-proxy"],
+                                                      default="1")
+                v["ws-protocols"] = wp
             out.append(v)
         return {"global": g}, out
 

@@ -286,6 +286,49 @@ EOT
 		sed 's/^/    | /' "$tmp/err"
 	fi
 fi
+# --- WebSocket options of a proxied mount (both forms) ---------------
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/ws", "origin": "http://+/run/app.sock:/",
+	       "pmo": [{ "ws-max-message-kb": "0" }] }] }] }
+EOT
+expect_fail "ws-max-message-kb 0 (native form)" "$tmp/c/conf.d/t:" \
+	"mount '/ws': ws-max-message-kb '0': expected a size in KiB, 1 to 4194304"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/ws", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "backend": "http://+/run/app.sock:/",
+			 "ws-max-message-kb": "16k" }] }] }] }
+EOT
+expect_fail "ws-max-message-kb not a number (pmo form)" "$tmp/c/conf.d/t:" \
+	"mount '/ws': ws-max-message-kb '16k': expected a size in KiB"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/ws", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "backend": "http://+/run/app.sock:/",
+			 "ws-idle-timeout-ms": "-1" }] }] }] }
+EOT
+expect_fail "ws-idle-timeout-ms negative" "$tmp/c/conf.d/t:" \
+	"mount '/ws': ws-idle-timeout-ms '-1': expected milliseconds (0: no limit)"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/ws", "origin": "http://+/run/app.sock:/",
+	       "pmo": [{ "ws-subprotocols": "chat;v2" }] }] }] }
+EOT
+expect_fail "ws-subprotocols not a token list" "$tmp/c/conf.d/t:" \
+	"mount '/ws': ws-subprotocols 'chat;v2': expected a comma list of names"
+
+sub64=$(printf 's%.0s' $(seq 64))
+newconf <<EOT
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/ws", "origin": "http://+/run/app.sock:/",
+	       "pmo": [{ "ws-subprotocols": "chat, $sub64" }] }] }] }
+EOT
+expect_fail "ws subprotocol name over 63 bytes" "$tmp/c/conf.d/t:" \
+	"mount '/ws': subprotocol '$sub64' is too long"
 
 # --- protocols that no plugin provides -------------------------------
 newconf <<EOT

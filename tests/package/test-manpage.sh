@@ -43,6 +43,9 @@ keys() {
 	# pmo keys looked up by name: lws_pvo_search(list, "name")
 	grep -ohE 'lws_pvo_search\([^,]+, *"[a-z0-9-]+"' "$src"/plugin/*.c \
 		"$src"/host/*.c | sed -E 's/.*"(.*)"/\1/'
+	# and a mount's, read per request: pmo_get(pmo, "name")
+	grep -ohE 'pmo_get\(pmo, "[a-z0-9-]+"' "$src"/plugin/*.c |
+		sed -E 's/.*"(.*)"/\1/'
 } | sort -u >"$tmp/keys"
 n=$(wc -l <"$tmp/keys")
 [ "$n" -gt 80 ] || fail "only $n keys found in the sources: the extraction broke"

@@ -527,11 +527,17 @@ g_mounts(const struct udsp_hconf *hc)
 		CHECK_STR(pvo(m->cgienv, "backend"), "https://127.0.0.1:8443/");
 	}
 
-	/* no pmo: the vhost-wide backend serves it */
+	/*
+	 * no pmo: the vhost-wide backend serves it; the mountpoint is added
+	 * for the ws relay, which lws never tells a mount's path
+	 */
 	m = mount(v, "/dflt");
 	CHECK(m != NULL);
-	if (m)
-		CHECK(!m->cgienv);
+	if (m) {
+		CHECK(!lws_pvo_search(m->cgienv, "backend"));
+		CHECK_STR(pvo(m->cgienv, "mountpoint"), "/dflt");
+		CHECK(m->cgienv && !m->cgienv->next);
+	}
 
 	m = mount(v, "/old");
 	CHECK(m != NULL);

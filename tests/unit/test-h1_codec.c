@@ -808,6 +808,36 @@ test_chunk_hdr(void)
 	      !memcmp(b, "ffffffffffffffff\r\n", 18));
 }
 
+/* The ws relay's handshake: 101 ends the message, frames stay unread. */
+static void
+test_upgrade_ok(void)
+{
+	static const char in[] = "HTTP/1.1 100 Continue\r\n\r\n"
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+		"\x81\x02hi";
+	struct udsp_h1_res *r = calloc(1, sizeof(*r));
+	char hbuf[512];
+	const char *v;
+	size_t vl;
+	long n;
+
+	udsp_h1_res_init(r, hbuf, sizeof(hbuf), 0, NULL, NULL);
+	r->upgrade_ok = 1;
+	n = udsp_h1_res_feed(r, in, sizeof(in) - 1);
+	CHECK(n == (long)sizeof(in) - 1 - 4);
+	CHECK(r->status == 101 && r->head_done && r->msg_done);
+	v = udsp_h1_find(r, "sec-websocket-protocol", &vl);
+	CHECK(v && vl == 4 && !memcmp(v, "chat", 4));
+	/* a 200 is still a 200 with a body */
+	udsp_h1_res_init(r, hbuf, sizeof(hbuf), 0, NULL, NULL);
+	r->upgrade_ok = 1;
+	n = udsp_h1_res_feed(r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				"\r\nok", 40);
+	CHECK(n == 40 && r->status == 200 && r->msg_done);
+	free(r);
+}
+
 int
 main(void)
 {
@@ -820,6 +850,7 @@ main(void)
 	test_res_generated();
 	test_find();
 	test_grow();
+	test_upgrade_ok();
 
 	for (i = 0; i < sizeof(ccases) / sizeof(ccases[0]); i++)
 		test_chunk_case(&ccases[i]);
