@@ -95,7 +95,9 @@ conf_init(struct udsp_vhd *vhd, void *in)
 	    pvo_uint(in, "max-header-kb", 16, &hkb) ||
 	    pvo_uint(in, "tls-verify", 0, &v) ||
 	    pvo_uint(in, "max-body-kb", 0, &mb) ||
-	    pvo_uint(in, "max-conns", 0, &c->max_conns))
+	    pvo_uint(in, "max-conns", 0, &c->max_conns) ||
+	    pvo_uint(in, "hold-ms", 0, &c->hold_ms) ||
+	    pvo_uint(in, "hold-max", 1024, &c->hold_max))
 		return -1;
 
 	c->max_body = (uint64_t)mb * 1024;
@@ -238,7 +240,8 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	struct udsp_pss *pss = (struct udsp_pss *)user;
 	struct udsp_relay *r;
 
-	switch (reason) {
+	/* int: UDSP_CALLBACK_DRAIN is no member of the enum */
+	switch ((int)reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:
 		vhd = lws_protocol_vh_priv_zalloc(lws_get_vhost(wsi),
 				lws_get_protocol(wsi), sizeof(*vhd));
@@ -259,6 +262,11 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_PROTOCOL_DESTROY:
 		if (vhd)
 			vhd_destroy(vhd);
+		return 0;
+
+	case UDSP_CALLBACK_DRAIN:
+		if (vhd)
+			udsp_pool_drain(vhd);
 		return 0;
 
 	/*

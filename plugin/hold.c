@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Holding requests while a backend restarts.  An app on a unix socket is
+ * restarted by removing and re-creating its socket, or refuses connections
+ * for a moment; with hold-ms (pmo, default from the vhost's pvo) a request
+ * whose connect fails that way waits up to hold-ms for the backend to come
+ * back, trying again with a short backoff, before its 503.
+ *
+ * Only a request none of whose bytes left us is held: this is called when
+ * the connect itself failed, so no byte of this attempt reached a backend,
+ * and a request that had sent anything before (head or body) is not held.
+ * A held request keeps what it already holds (its relay, its request
+ * buffer and, for h2, its spill file, which bound a body still arriving)
+ * and nothing more: it sits on its backend's held list by its relay's
+ * wait link, with a timer in the relay.  hold-max bounds their number per
+ * backend; past it the 503 comes at once.
+ *
+ * Interface: bconn.c calls udsp_hold_try() on a synchronous ENOENT or
+ * ECONNREFUSED, and udsp_hold_cancel() from udsp_bconn_unqueue(), which
+ * the relay runs whenever it fails or is freed.  A due retry goes back to
+ * the relay through udsp_relay_reconnect().
+ */
+#include "private.h"
+
+#include <stdlib.h>
+#include <errno.h>
+#include <limits.h>
+
+#define UDSP_HOLD_FIRST_MS	10
+#define UDSP_HOLD_MAX_STEP_MS	250
+
+static unsigned int
+hold_ms(const struct udsp_relay *r)
+{
+	const struct lws_protocol_vhost_options *pmo;
+	unsigned long u;
+	char *e;
+
+	for (pmo = r->pmo; pmo; pmo = pmo->next)
+		if (!strcmp(pmo->name, "hold-ms")) {
+			/* the daemon refuses a bad value at load; lwsws not */
+			u = strtoul(pmo->value, &e, 10);
+			if (!*pmo->value || *e || u > INT_MAX)
+				break;
+			return (unsigned int)u;
+		}
+
+	return r->vhd->conf.hold_ms;
+}
+
+static void
+hold_cb(lws_sorted_usec_list_t *sul)
+{
+	struct udsp_relay *r = lws_container_of(sul, struct udsp_relay,
+						sul_hold);
+
+	/* off the held list: hold-max counts waiting requests only */
+	if (!lws_dll2_is_detached(&r->wait))
+		lws_dll2_remove(&r->wait);
+	udsp_relay_reconnect(r);
+}
+
+/*
+ * The connect for r failed with err.  Returns 1 if r is now held (and will
+ * try again), 0 if it is to be answered 503 now.
+ */
+int
+udsp_hold_try(struct udsp_relay *r, int err)
+{
+	struct udsp_backend *be = r->be;
+	lws_usec_t now = lws_now_usecs(), wait;
+	unsigned int ms, secs;
+
+	if ((err != ENOENT && err != ECONNREFUSED) || r->reqhead_sent ||
+	    r->body_sent || r->res_started || r->state >= UDSP_RS_DONE ||
+	    !r->cwsi)
+		return 0;
+
+	if (!r->hold_until) {
+		ms = hold_ms(r);
+		if (!ms)
+			return 0;
+		if (be->held.count >= r->vhd->conf.hold_max) {
+			udsp_info(r, "hold-max (%u) requests already held",
+				  r->vhd->conf.hold_max);
+			return 0;
+		}
+		r->hold_until = now + (lws_usec_t)ms * LWS_US_PER_MS;
+		r->hold_step = UDSP_HOLD_FIRST_MS;
+		udsp_info(r, "backend %s: %s, holding up to %u ms", be->spec,
+			  strerror(err), ms);
+		if (!be->hold_said) {
+			/* once per outage, as the health lines */
+			lwsl_notice("%s: backend %s: holding requests up to "
+				    "%u ms for it to come back\n",
+				    UDSP_PROTOCOL_NAME, be->spec, ms);
+			be->hold_said = 1;
+		}
+		/*
+		 * lws's own timeout on an h1 client was set for the usual
+		 * connect; keep it behind the hold (the relay's connect timer
+		 * starts again at each try).
+		 */
+		if (!r->h2) {
+			secs = ms / 1000 + 2 * (r->vhd->conf.connect_ms / 1000) +
+			       4;
+			lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT,
+					(int)secs);
+			r->lws_to_until = now + (lws_usec_t)secs *
+							LWS_US_PER_SEC;
+		}
+	} else if (now >= r->hold_until) {
+		udsp_info(r, "backend %s still down after the hold", be->spec);
+		return 0;
+	}
+
+	wait = (lws_usec_t)r->hold_step * LWS_US_PER_MS;
+	if (wait > r->hold_until - now)
+		wait = r->hold_until - now;
+	r->hold_step *= 2;
+	if (r->hold_step > UDSP_HOLD_MAX_STEP_MS)
+		r->hold_step = UDSP_HOLD_MAX_STEP_MS;
+
+	udsp_relay_set_state(r, UDSP_RS_HELD, strerror(err));
+	lws_dll2_add_tail(&r->wait, &be->held);
+	lws_sul_schedule(r->vhd->cx, 0, &r->sul_hold, hold_cb, wait);
+
+	return 1;
+}
+
+void
+udsp_hold_cancel(struct udsp_relay *r)
+{
+	lws_sul_cancel(&r->sul_hold);
+}
