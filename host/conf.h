@@ -42,6 +42,7 @@ struct udsp_hc_vhost {
 	dev_t			sock_dev;
 	ino_t			sock_ino;
 	struct timespec		sock_ctime;
+	struct lws_vhost	*vh;		/* once created (serve.c) */
 	unsigned int		enable_client_ssl:1;
 	unsigned int		reject_ws_without_protocol:1;
 };
