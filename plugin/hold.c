@@ -101,9 +101,9 @@ udsp_hold_try(struct udsp_relay *r, int err)
 		 * connect; keep it behind the hold (the relay's connect timer
 		 * starts again at each try).
 		 */
-		if (!r->h2) {
-			secs = ms / 1000 + 2 * (r->vhd->conf.connect_ms / 1000) +
-			       4;
+		secs = ms / 1000 + 2 * (r->vhd->conf.connect_ms / 1000) + 4;
+		if (!r->h2 && r->lws_to_until <
+			      now + (lws_usec_t)secs * LWS_US_PER_SEC) {
 			lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT,
 					(int)secs);
 			r->lws_to_until = now + (lws_usec_t)secs *
