@@ -22,9 +22,14 @@
  */
 #include "private.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #define UDSP_HOLD_FIRST_MS	10
 #define UDSP_HOLD_MAX_STEP_MS	250
@@ -61,6 +66,43 @@ hold_cb(lws_sorted_usec_list_t *sul)
 }
 
 /*
+ * lws 4.3 fails a unix-socket connect synchronously too, but with errno
+ * clobbered by its own cleanup (EBADF): ask the socket ourselves.  Only on
+ * the failure path, and only for unix backends (a non-blocking connect
+ * there answers at once).  One that works now means the backend is back;
+ * the connection is closed unused, and the retry follows.
+ */
+static int
+unix_errno(const struct udsp_backend *be)
+{
+	struct sockaddr_un sa;
+	const char *p = be->o.address + 1;	/* past lws's '+' */
+	socklen_t sl;
+	size_t n = strlen(p);
+	int fd, e = 0;
+
+	if (be->o.kind != UDSP_ORIGIN_UNIX || be->o.address[0] != '+' ||
+	    n >= sizeof(sa.sun_path))
+		return EINVAL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, p, n);
+	if (p[0] == '@')
+		sa.sun_path[0] = '\0';		/* abstract */
+	sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+			 (p[0] == '@' ? 0 : 1));
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (struct sockaddr *)&sa, sl))
+		e = errno;
+	close(fd);
+
+	return e ? e : ECONNREFUSED;
+}
+
+/*
  * The connect for r failed with err.  Returns 1 if r is now held (and will
  * try again), 0 if it is to be answered 503 now.
  */
@@ -71,9 +113,14 @@ udsp_hold_try(struct udsp_relay *r, int err)
 	lws_usec_t now = lws_now_usecs(), wait;
 	unsigned int ms, secs;
 
-	if ((err != ENOENT && err != ECONNREFUSED) || r->reqhead_sent ||
-	    r->body_sent || r->res_started || r->state >= UDSP_RS_DONE ||
-	    !r->cwsi)
+	if (r->reqhead_sent || r->body_sent || r->res_started ||
+	    r->state >= UDSP_RS_DONE || !r->cwsi || !(r->hold_until ||
+						      hold_ms(r)))
+		return 0;
+	if (err != ENOENT && err != ECONNREFUSED &&
+	    be->o.kind == UDSP_ORIGIN_UNIX)
+		err = unix_errno(be);
+	if (err != ENOENT && err != ECONNREFUSED)
 		return 0;
 
 	if (!r->hold_until) {

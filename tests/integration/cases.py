@@ -870,6 +870,34 @@ def t_hold_max(env, proto):
        err.decode()[-200:])
 
 
+def t_hold_refused(env, proto):
+    """A backend killed outright (SIGKILL: a unix socket file stays and
+    refuses, an abstract name is gone and refuses): a request waits for the
+    new process and gets its 200."""
+    b = env.backends["r"]
+    env.get_ok(proto, "/rh/echo?before")
+    b.kill(signal.SIGKILL)
+    held = _curl_bg(env, proto, "/rh/echo?held")
+    try:
+        wait_until(lambda: _log_has(env, "holding requests"),
+                   "the request to be held",
+                   alive=lambda: held.poll() is not None and
+                   "the held request ended")
+        b.start()
+        out, err = held.communicate(timeout=30)
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.wait()
+    eq(out.decode(), "200", "held request once the backend is back (%s)" %
+       err.decode()[-200:])
+
+
+for _kind in ("unix", "abstract"):
+    case("hold-refused-" + _kind, backends=(("main", "unix"), ("r", _kind)),
+         mounts=_hold_mounts)(t_hold_refused)
+
+
 @case("hold-post-not-retried", pvo={"hold-ms": "5000"})
 def t_hold_post(env, proto):
     """With hold-ms on, a POST whose body reached the backend before the
