@@ -898,6 +898,47 @@ for _kind in ("unix", "abstract"):
          mounts=_hold_mounts)(t_hold_refused)
 
 
+@case("hold-upload", pvo={"hold-ms": "5000"})
+def t_hold_upload(env, proto):
+    """A 4 MiB upload to a backend that is away: held while its body
+    arrives (h1: flow-controlled at the buffer; h2: the buffer and the
+    spill file), then the whole body reaches the new backend process.
+    hold-ms is the vhost's here (pvo)."""
+    import json
+    b = env.backends["main"]
+    n = 4 << 20
+    data = os.urandom(n)
+    f = os.path.join(env.dir, "upload.bin")
+    with open(f, "wb") as fh:
+        fh.write(data)
+    os.kill(b.proc.pid, signal.SIGUSR1)
+    b.proc.p.wait(20)
+    b.proc.stop()
+    up = subprocess.Popen(
+        ["curl", "-sS", "-k", "--max-time", "30", "-w", "\n%{http_code}",
+         "-H", "Content-Type: application/octet-stream",
+         "--data-binary", "@" + f] +
+        (["--http1.1"] if proto == "h1" else ["--http2"]) +
+        [env.url(proto, "/app/upload")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: _log_has(env, "holding requests"),
+                   "the upload to be held",
+                   alive=lambda: up.poll() is not None and
+                   "the upload ended: %r" % (up.communicate(),))
+        b.start()
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    body, _, status = out.decode().rpartition("\n")
+    eq(status, "200", "held upload's status (%s)" % err.decode()[-200:])
+    doc = json.loads(body)
+    eq(doc["length"], n, "length the backend received")
+    eq(doc["sha256"], sha(data), "sha256 the backend computed")
+
+
 @case("hold-post-not-retried", pvo={"hold-ms": "5000"})
 def t_hold_post(env, proto):
     """With hold-ms on, a POST whose body reached the backend before the
