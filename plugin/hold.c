@@ -15,10 +15,13 @@
  * wait link, with a timer in the relay.  hold-max bounds their number per
  * backend; past it the 503 comes at once.
  *
- * Interface: bconn.c calls udsp_hold_try() on a synchronous ENOENT or
- * ECONNREFUSED, and udsp_hold_cancel() from udsp_bconn_unqueue(), which
- * the relay runs whenever it fails or is freed.  A due retry goes back to
- * the relay through udsp_relay_reconnect().
+ * Interface: bconn.c calls udsp_hold_try() when a connect fails at once
+ * (lws reports that synchronously for unix sockets; only ENOENT and
+ * ECONNREFUSED are held), and udsp_hold_cancel() from udsp_bconn_unqueue(),
+ * which the relay runs whenever it fails or is freed.  A due retry goes
+ * back to the relay through udsp_relay_reconnect(), which connects as at
+ * the start; a TCP backend's refusal, reported later, is not held.
+ * hold-max 0 holds nothing.
  */
 #include "private.h"
 
