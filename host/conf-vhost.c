@@ -365,6 +365,34 @@ vhost_pvo(struct udsp_hc_pc *pc, struct vb *vb, const char *name)
 	return pvo;
 }
 
+/*
+ * A numeric option of the proxy in list (a pmo or its ws-protocols
+ * options), if given; 0 after an error.  The plugin reads a mount's per
+ * request and has no place to refuse a bad one, and a bad vhost option
+ * only fails the plugin's init, with the vhost served regardless.
+ */
+static int
+proxy_uint(struct udsp_hc_pc *pc, const struct lws_protocol_vhost_options *list,
+	   const char *name, const char *where)
+{
+	const struct lws_protocol_vhost_options *pv;
+	unsigned long u;
+	char *e;
+
+	pv = lws_pvo_search(list, name);
+	if (!pv)
+		return 1;
+	errno = 0;
+	u = strtoul(pv->value, &e, 10);
+	if (!*pv->value || *e || errno || u > INT_MAX || pv->value[0] == '-') {
+		perr(pc, "%s\"%s\": '%s' is not a number", where, name,
+		     pv->value);
+		return 0;
+	}
+
+	return 1;
+}
+
 static void
 ws_protocols(struct udsp_hc_pc *pc, struct vb *vb)
 {
@@ -412,6 +440,12 @@ ws_protocols(struct udsp_hc_pc *pc, struct vb *vb)
 							&(*tail)->next;
 				udsp_hc_obj_to_pvos(pc, val, &tail, 1, "");
 				need(pc, vb, pvo->name, "ws-protocols");
+				if (!strcmp(pvo->name, UDSP_PROTOCOL_NAME)) {
+					proxy_uint(pc, pvo->options,
+						   "hold-ms", "option ");
+					proxy_uint(pc, pvo->options,
+						   "hold-max", "option ");
+				}
 			}
 			udsp_hc_path_pop(pc, old2);
 		}
@@ -627,6 +661,9 @@ checked:
 		}
 		/* the plugin's per-vhost init wants to see it enabled */
 		if (!vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
+			return;
+		snprintf(why, sizeof(why), "mount '%s': pmo ", m->mountpoint);
+		if (!proxy_uint(pc, m->cgienv, "hold-ms", why))
 			return;
 	}
 

@@ -47,6 +47,7 @@ struct udsp_hc_vhost {
 	const char		**ws_subprotocols;
 	int			n_ws_subprotocols;
 	void			*ws_pp;	/* serve.c: owned protocol list */
+	struct lws_vhost	*vh;		/* once created (serve.c) */
 	unsigned int		enable_client_ssl:1;
 	unsigned int		reject_ws_without_protocol:1;
 };

@@ -447,6 +447,7 @@ create_vhosts(struct srv *s, uint64_t ctx_opts)
 				 v->file, v->info.vhost_name);
 			return -1;
 		}
+		v->vh = vh;
 
 		if (v->enable_client_ssl) {
 			/* as lwsws: only the client-side TLS fields */
@@ -558,6 +559,22 @@ drain_check(lws_sorted_usec_list_t *sul)
 	lws_cancel_service(context);
 }
 
+/*
+ * Idle pooled backend connections would hold a drained process for
+ * pool-idle-timeout-ms: have the plugin close them and pool no more.
+ */
+static void
+pools_drain(struct srv *s)
+{
+	struct udsp_hc_vhost *v;
+
+	/* by pointer: vhosts may share a name (one per listener) */
+	for (v = s->hc.vhosts; v; v = v->next)
+		if (v->vh)
+			lws_callback_vhost_protocols_vhost(v->vh,
+					UDSP_CALLBACK_DRAIN, NULL, 0);
+}
+
 static void
 deprecate(struct srv *s)
 {
@@ -566,6 +583,7 @@ deprecate(struct srv *s)
 	s->deprecated = 1;
 	udsp_gate_stop();
 	n = udsp_proc_close_listeners(&s->quiet);
+	pools_drain(s);
 	udsp_proc_tell(s->st_fd, UDSP_ST_DEPRECATED);
 	lwsl_notice("reload: %d listener(s) closed, finishing %d open "
 		    "connection(s)\n", n, udsp_proc_count_sockets());

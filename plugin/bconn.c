@@ -46,8 +46,10 @@ owner_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 void
 udsp_bconn_unqueue(struct udsp_relay *r)
 {
+	/* from be->waiting or be->held, whichever */
 	if (!lws_dll2_is_detached(&r->wait))
 		lws_dll2_remove(&r->wait);
+	udsp_hold_cancel(r);
 }
 
 /*
@@ -103,6 +105,7 @@ health(struct udsp_backend *be, int ok, const char *why)
 		lwsl_notice("%s: backend %s is reachable again\n",
 			    UDSP_PROTOCOL_NAME, be->spec);
 		be->down = 0;
+		be->hold_said = 0;
 	} else if (!ok && !be->down) {
 		lwsl_warn("%s: backend %s unreachable: %s\n",
 			  UDSP_PROTOCOL_NAME, be->spec, why);
@@ -435,6 +438,8 @@ udsp_bconn_get(struct udsp_relay *r)
 			fds_short_last = lws_now_usecs();
 		} else
 			health(be, 0, why);
+		if (udsp_hold_try(r, err))
+			return 0;
 		udsp_relay_fail(r, UDSP_E_CONNECT, why);
 		return -1;
 	}
@@ -515,7 +520,7 @@ udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 
 	unbind_relay(bc);
 
-	if (reusable && bc->wsi && !bc->dead &&
+	if (reusable && bc->wsi && !bc->dead && !bc->vhd->draining &&
 	    be->idle.count < bc->vhd->conf.pool_max_idle) {
 		/* an idle conn must read, to notice the backend closing */
 		udsp_bconn_rx_flow(bc, 1);
@@ -787,6 +792,33 @@ free_idle(struct lws_dll2 *d, void *user)
 	free(bc);
 
 	return 0;
+}
+
+/*
+ * The process is draining (a reload): idle connections would keep it
+ * alive until pool-idle-timeout-ms, so close them now, and pool no more.
+ */
+void
+udsp_pool_drain(struct udsp_vhd *vhd)
+{
+	struct udsp_backend *be;
+	struct udsp_bconn *bc;
+
+	vhd->draining = 1;
+	for (be = vhd->backends; be; be = be->next) {
+		lws_sul_cancel(&be->sul_idle);
+		while (be->idle.head) {
+			bc = lws_container_of(be->idle.head, struct udsp_bconn,
+					      list);
+			lws_dll2_remove(&bc->list);
+			bc->dead = 1;
+			if (bc->wsi)
+				/* RAW_CLOSE follows and frees bc */
+				lws_set_timeout(bc->wsi,
+					PENDING_TIMEOUT_KILLED_BY_PARENT,
+					LWS_TO_KILL_ASYNC);
+		}
+	}
 }
 
 void

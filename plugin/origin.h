@@ -22,6 +22,12 @@
  * reader turns lwsws proxy origins into mounts on it.
  */
 #define UDSP_PROTOCOL_NAME "lws-uds-proxy"
+/*
+ * A callback reason (past LWS_CALLBACK_USER, 1000) by which lws-uds-proxyd
+ * tells the plugin on each vhost that this process drains for a reload:
+ * its idle backend connections must not keep it alive.
+ */
+#define UDSP_CALLBACK_DRAIN (1000 + 0x5544)
 
 /* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux */
 #define UDSP_SUN_PATH_MAX 108

@@ -45,6 +45,8 @@ struct udsp_conf {
 	unsigned int	max_conns;	/* per backend, 0: no limit */
 	unsigned int	linger_ms;	/* lingering close, in all; 0: none */
 	uint64_t	linger_max;	/* body bytes dropped at most */
+	unsigned int	hold_ms;	/* default of the pmo hold-ms */
+	unsigned int	hold_max;	/* held requests per backend */
 	int		tls_verify;
 };
 
@@ -59,8 +61,11 @@ struct udsp_backend {
 	lws_sorted_usec_list_t	sul_idle;	/* expires idle conns */
 	lws_dll2_owner_t	waiting;	/* of udsp_relay.wait: for a
 						 * connection (max-conns) */
+	lws_dll2_owner_t	held;		/* of udsp_relay.wait: for the
+						 * backend to come back (hold.c) */
 	unsigned int		nconns;		/* open: busy + idle */
 	unsigned int		down:1;		/* for transition logging */
+	unsigned int		hold_said:1;	/* hold.c logged this outage */
 	unsigned int		bad:1;		/* spec failed to parse */
 	struct udsp_stats	st;		/* status.c */
 };
@@ -77,6 +82,7 @@ struct udsp_vhd {
 	char				**fwd;		/* owned: lower "x:" */
 	int				nfwd;
 	int				alog_fd;	/* owned; -1: none */
+	int				draining;	/* keep no idle conns */
 	/*
 	 * Scratch for building a request target or a response head.  lws
 	 * services a vhost from one thread and these are used within one
@@ -128,7 +134,7 @@ struct udsp_bconn {
 };
 
 #define UDSP_RSTATES(X) \
-	X(INIT) X(CONNECTING) X(SEND) X(AWAIT_HEAD) X(RES_BODY) \
+	X(INIT) X(CONNECTING) X(HELD) X(SEND) X(AWAIT_HEAD) X(RES_BODY) \
 	X(DONE) X(FAILED) X(ABORTED)
 
 enum udsp_rstate {
@@ -201,7 +207,10 @@ struct udsp_relay {
 	const struct lws_protocol_vhost_options *pmo; /* borrowed: mount */
 	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
 	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */
-	lws_dll2_t		wait;	/* be->waiting membership */
+	lws_dll2_t		wait;	/* be->waiting or be->held */
+	lws_sorted_usec_list_t	sul_hold; /* hold.c: the next connect try */
+	lws_usec_t		hold_until;	/* 0: not held yet */
+	unsigned int		hold_step;	/* ms to the next try */
 	lws_usec_t		deadline;	/* of the current timeout */
 	lws_usec_t		sul_at;		/* when sul is scheduled */
 	lws_usec_t		lws_to_until;	/* lws's own timeout */
@@ -336,6 +345,18 @@ void
 udsp_pool_destroy(struct udsp_vhd *vhd);
 void
 udsp_bconn_unqueue(struct udsp_relay *r);
+void
+udsp_pool_drain(struct udsp_vhd *vhd);
+
+/* hold.c: requests wait for a backend that is restarting */
+int
+udsp_hold_try(struct udsp_relay *r, int err);
+void
+udsp_hold_cancel(struct udsp_relay *r);
+
+/* relay.c: connect again after a hold (state HELD -> CONNECTING) */
+void
+udsp_relay_reconnect(struct udsp_relay *r);
 
 struct udsp_bconn *
 udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,

@@ -98,7 +98,9 @@ conf_init(struct udsp_vhd *vhd, void *in)
 	    pvo_uint(in, "max-conns", 0, &c->max_conns) ||
 	    /* nginx's lingering_time is 30 s */
 	    pvo_uint(in, "linger-ms", 30000, &c->linger_ms) ||
-	    pvo_uint(in, "linger-kb", 32768, &lkb))
+	    pvo_uint(in, "linger-kb", 32768, &lkb) ||
+	    pvo_uint(in, "hold-ms", 0, &c->hold_ms) ||
+	    pvo_uint(in, "hold-max", 1024, &c->hold_max))
 		return -1;
 
 	c->max_body = (uint64_t)mb * 1024;
@@ -262,7 +264,8 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 					lws_get_vhost(wsi), main_prot);
 	}
 
-	switch (reason) {
+	/* int: UDSP_CALLBACK_DRAIN is no member of the enum */
+	switch ((int)reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:
 		vhd = lws_protocol_vh_priv_zalloc(lws_get_vhost(wsi),
 				lws_get_protocol(wsi), sizeof(*vhd));
@@ -284,6 +287,11 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_PROTOCOL_DESTROY:
 		if (vhd)
 			vhd_destroy(vhd);
+		return 0;
+
+	case UDSP_CALLBACK_DRAIN:
+		if (vhd)
+			udsp_pool_drain(vhd);
 		return 0;
 
 	/*

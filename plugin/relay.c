@@ -1097,6 +1097,15 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 	udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, "backend closed, no response");
 }
 
+/* A held request's next try (hold.c): as a fresh connect */
+void
+udsp_relay_reconnect(struct udsp_relay *r)
+{
+	udsp_relay_set_state(r, UDSP_RS_CONNECTING, "hold retry");
+	arm(r, r->vhd->conf.connect_ms);
+	udsp_bconn_get(r);
+}
+
 #define UDSP_MERGE_MAX 8192	/* body bytes that may ride with the head */
 
 /*

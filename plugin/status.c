@@ -169,6 +169,8 @@ render(int prom, char *buf, size_t len)
 			v[n].vhost = lws_get_vhost_name(vhds[i]->vh);
 			v[n].port = lws_get_vhost_port(vhds[i]->vh);
 			v[n].backend = be->spec;
+			/* waiting between connect tries now (hold.c) */
+			be->st.held_now = (int64_t)be->held.count;
 			v[n].st = &be->st;
 			v[n].conns_open = be->nconns;
 			v[n].conns_idle = (unsigned int)be->idle.count;

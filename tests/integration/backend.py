@@ -63,6 +63,8 @@ proxy finds the rest of it there after the close; /stats lists such
 connections once they are closed.  ?sndbuf=BYTES sets SO_SNDBUF first.
 A leading /inside is stripped before routing (for inside-path mounts).
 --unix @NAME listens in the abstract namespace.
+SIGUSR1 restarts gracefully, as apps do: the socket file goes at once,
+answers in progress finish, idle connections close, then the process ends.
 """
 
 PATTERN_PERIOD = 251  # prime, so offset errors show up in the bytes
@@ -77,11 +79,14 @@ def pattern(n, seed=0, offset=0):
 
 
 class Stats:
+    draining = False    # SIGUSR1: a graceful restart is under way
+    conns = set()       # open Conn objects
     connections = 0
     requests = 0
     open = 0
     closed = []
     hung_up = []
+    stop = None
 
 
 class BadRequest(Exception):
@@ -230,6 +235,8 @@ class Conn:
         self.args = args
         self.nreq = 0
         self.drop_next = None
+        self.busy = False   # a request is being served
+        Stats.conns.add(self)
 
     def log(self, rec):
         if self.args.reqlog:
@@ -242,12 +249,14 @@ class Conn:
 
     async def run(self):
         try:
-            while True:
+            while not Stats.draining:
                 head = await read_head(self.reader)
                 if head is None:
                     break
+                self.busy = True
                 if not await self.handle(*head):
                     break
+                self.busy = False
         except (BadRequest, ValueError) as e:
             print("backend: conn %d: %s" % (self.id, e), file=sys.stderr)
             try:
@@ -275,6 +284,9 @@ class Conn:
                 pass
             Stats.open -= 1
             Stats.closed.append(self.id)
+            Stats.conns.discard(self)
+            if Stats.draining and not Stats.conns and Stats.stop:
+                Stats.stop.set()
 
     async def handle(self, method, target, version, headers):
         """Serve one request; returns whether the connection stays open."""
@@ -579,6 +591,26 @@ async def main(args):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def graceful():
+        # as an app restarts: no new connections (the socket file goes),
+        # answers in progress finish, idle keep-alive connections close,
+        # then the process ends
+        Stats.draining = True
+        server.close()
+        if args.unix and not args.unix.startswith("@"):
+            try:
+                os.unlink(args.unix)
+            except FileNotFoundError:
+                pass
+        print("backend: draining", file=sys.stderr, flush=True)
+        for c in list(Stats.conns):
+            if not c.busy:
+                c.writer.close()
+        if not Stats.conns:
+            stop.set()
+    Stats.stop = stop
+    loop.add_signal_handler(signal.SIGUSR1, graceful)
     async with server:
         await stop.wait()
 

@@ -189,6 +189,32 @@ EOT
 expect_fail "proxy callback mount without backend" "vhosts[0].mounts[0]:" \
 	"needs a pmo \"backend\""
 
+# hold-ms per mount: the plugin reads it per request, so it is checked here
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "http://+/run/app.sock:/",
+	       "pmo": [{ "hold-ms": "5s" }] }] }] }
+EOT
+expect_fail "pmo hold-ms not a number (native form)" "vhosts[0].mounts[0]:" \
+	"mount '/app': pmo \"hold-ms\": '5s' is not a number"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "backend": "http://+/run/app.sock:/" },
+		       { "hold-ms": "-1" }] }] }] }
+EOT
+expect_fail "pmo hold-ms negative (pmo form)" "vhosts[0].mounts[0]:" \
+	"mount '/app': pmo \"hold-ms\": '-1' is not a number"
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "ws-protocols": [{ "lws-uds-proxy": { "hold-max": "lots" } }],
+  "mounts": [{ "mountpoint": "/app", "origin": "http://+/run/app.sock:/" }] }] }
+EOT
+expect_fail "vhost option hold-max not a number" \
+	"ws-protocols[0].lws-uds-proxy:" "option \"hold-max\": 'lots' is not a number"
+
 newconf <<'EOT'
 { "vhosts": [{ "name": "v", "port": "7000",
   "mounts": [{ "mountpoint": "/app", "origin": "gopher://x/" }] }] }
