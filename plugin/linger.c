@@ -92,6 +92,42 @@ linger_cb(lws_sorted_usec_list_t *sul)
 				LWS_TO_KILL_ASYNC);
 }
 
+static void
+close_cb(lws_sorted_usec_list_t *sul)
+{
+	struct udsp_relay *r = lws_container_of(sul, struct udsp_relay,
+						linger.sul);
+
+	if (r->cwsi)
+		/* CLOSED_HTTP follows and frees r */
+		lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				LWS_TO_KILL_ASYNC);
+}
+
+/*
+ * What a body callback returns to end the linger.  h1: -1, lws closes.
+ * h2: never close the stream from inside a body callback.  That runs
+ * inside lws_read_h2(), which then stops short and parks the rest of
+ * the read on the connection's buflist; lws 4.1.6 and 4.3.5 drain it
+ * with a "buffered" flag that rops_handle_POLLIN_h2() does not clear
+ * when it goes round again for more TLS data, so the next read is
+ * "used" from the emptied buflist: SIGSEGV (lws_buflist_use_segment,
+ * ops-h2.c).  The stream closes from a timer instead, and ignores what
+ * comes meanwhile.  docs/lws-notes.md N43
+ */
+static int
+linger_end(struct udsp_relay *r)
+{
+	if (!r->h2)
+		return -1;
+	if (!r->linger.closing) {
+		r->linger.closing = 1;
+		lws_sul_schedule(r->vhd->cx, 0, &r->linger.sul, close_cb, 1);
+	}
+
+	return 0;
+}
+
 /* Follow the body's framing to its end without keeping any of it. */
 static int
 track_end(struct udsp_relay *r, const uint8_t *in, size_t len)
@@ -130,7 +166,7 @@ track_end(struct udsp_relay *r, const uint8_t *in, size_t len)
 int
 udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 {
-	if (!len || r->body_in_done)
+	if (!len || r->body_in_done || r->linger.closing)
 		return 0;
 
 	r->body_in += len;
@@ -139,7 +175,7 @@ udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 		udsp_info(r, "bad chunked framing in a dropped body");
 		/* nothing to sync on: close (h1 chunked always closes) */
 		r->body_in_done = 1;
-		return r->linger.on ? -1 : 0;
+		return r->linger.on ? linger_end(r) : 0;
 	}
 	if (r->h2)
 		h2_give_back(r, len);
@@ -153,11 +189,11 @@ udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 			return 0;
 		udsp_info(r, "lingering close: body ended, %llu bytes dropped",
 			  (unsigned long long)r->linger.dropped);
-		return -1;
+		return linger_end(r);
 	}
 	if (r->linger.dropped > r->vhd->conf.linger_max) {
 		udsp_info(r, "lingering close: over linger-kb");
-		return -1;
+		return linger_end(r);
 	}
 
 	return 0;
@@ -167,12 +203,12 @@ int
 udsp_linger_body_done(struct udsp_relay *r)
 {
 	r->body_in_done = 1;
-	if (!r->linger.on)
+	if (!r->linger.on || r->linger.closing)
 		return 0;	/* the answer is still going out */
 	udsp_info(r, "lingering close: body ended, %llu bytes dropped",
 		  (unsigned long long)r->linger.dropped);
 
-	return -1;
+	return linger_end(r);
 }
 
 /*
@@ -201,7 +237,8 @@ udsp_linger_start(struct udsp_relay *r)
 void
 udsp_linger_stop(struct udsp_relay *r)
 {
-	if (r->linger.on)
+	if (r->linger.on || r->linger.closing)
 		lws_sul_cancel(&r->linger.sul);
 	r->linger.on = 0;
+	r->linger.closing = 0;
 }

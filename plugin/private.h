@@ -198,6 +198,7 @@ struct udsp_linger {
 	uint64_t		dropped; /* body bytes dropped */
 	size_t			owed;	/* h2 window not yet given back */
 	unsigned int		on:1;	/* lingering: the answer is out */
+	unsigned int		closing:1; /* h2: the stream closes soon */
 };
 
 struct udsp_relay {
