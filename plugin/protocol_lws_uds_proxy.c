@@ -264,6 +264,23 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 					lws_get_vhost(wsi), main_prot);
 	}
 
+	/*
+	 * As a vhost's default protocol (so that a ws upgrade without a
+	 * subprotocol binds here), lws also adopts every new connection to
+	 * this protocol (roles/h1/ops-h1.c:937 in 4.1.6) and tells us, not
+	 * protocols[0], of it: the host's protocols[0] may want to know (the
+	 * daemon puts its TLS write buffer under the connection's SSL there).
+	 * lwsws's protocols[0] is lws's dummy, which ignores it.
+	 */
+	if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED) {
+		main_prot = lws_vhost_name_to_protocol(lws_get_vhost(wsi),
+						       "http-only");
+		if (main_prot && main_prot->callback &&
+		    main_prot->callback != callback_lws_uds_proxy)
+			return main_prot->callback(wsi, reason, user, in, len);
+		return 0;
+	}
+
 	/* int: UDSP_CALLBACK_DRAIN is no member of the enum */
 	switch ((int)reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:

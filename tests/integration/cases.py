@@ -2431,6 +2431,9 @@ def t_status_workers(env, proto):
     env.daemon.stop()
     env.start_daemon(mounts=_status_mounts(env),
                      global_extra={"count-processes": "2"})
+    # the master forks its workers after it answers start_daemon's probe
+    wait_until(lambda: len(children(env.serving_pid())) == 2,
+               "two worker processes", timeout=30)
     workers = children(env.serving_pid())
     eq(len(workers), 2, "worker processes")
     main = env.backends["main"].origin("/")
