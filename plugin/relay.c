@@ -1205,12 +1205,12 @@ send_head(struct udsp_relay *r)
 		name = udsp_h1_name(&r->res, i, &nl);
 		val = udsp_h1_value(&r->res, i, &vl);
 
-		/* the codec only keeps valid names and values (fuzzed) */
+		/*
+		 * the codec only keeps valid names and values (fuzzed); the
+		 * table drops hop-by-hop ones and Server, which lws writes
+		 */
 		if (nl + 2 > sizeof(lname) ||
 		    !udsp_hdr_res_forward(name, nl, conn, conn_len))
-			continue;
-		/* lws adds its own Server header (docs/lws-notes.md N27) */
-		if (nl == 6 && !strncasecmp(name, "server", 6))
 			continue;
 
 		memcpy(lname, name, nl);

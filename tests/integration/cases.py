@@ -435,6 +435,9 @@ def t_resp_headers(env, proto):
         eq(hdr(hs, n), vals, "response %s" % n)
     for n in RES_DROP:
         eq(hdr(hs, n), [], "hop-by-hop response header %s" % n)
+    # the backend sends Server: backend/1.0; lws writes the server-string
+    # into every head, and the header table keeps the backend's out
+    eq(hdr(hs, "server"), ["udsp-it"], "response Server")
 
 
 STATUSES = [200, 201, 301, 404, 418, 500]
