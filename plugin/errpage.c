@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * The short human-readable pages for statuses the proxy itself produces
- * (502/503/504 and request errors), from the UDSP_ERR_MAP table.  They link /error.css so a site can
- * style them (spec: "Behaviour if unix domain socket server unavailable").
+ * (502/503/504 and request errors), words from UDSP_ERR_MAP (private.h).
+ * They link /error.css so a site can style them (spec: "Behaviour if unix
+ * domain socket server unavailable").
  * Sent from the client's WRITEABLE: head, then body, one write each.
  */
 #include "private.h"
