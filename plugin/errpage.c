@@ -1,45 +1,36 @@
 /* SPDX-License-Identifier: MIT
  *
  * The short human-readable pages for statuses the proxy itself produces
- * (502/503/504 and request errors).  They link /error.css so a site can
- * style them (spec: "Behaviour if unix domain socket server unavailable").
+ * (502/503/504 and request errors), words from UDSP_ERR_MAP (private.h).
+ * They link /error.css so a site can style them (spec: "Behaviour if unix
+ * domain socket server unavailable").
  * Sent from the client's WRITEABLE: head, then body, one write each.
  */
 #include "private.h"
 
-static const char *
-title(int status)
+static const struct udsp_err_info errs[UDSP_E_COUNT] = {
+#define XX(name, st, ti, tx, lv) [UDSP_E_##name] = { st, ti, tx, lv },
+	UDSP_ERR_MAP(XX)
+#undef XX
+};
+
+const struct udsp_err_info *
+udsp_err_info(enum udsp_err e)
 {
-	switch (status) {
-	case 400: return "Bad Request";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default:  return "Internal Server Error";
-	}
+	if ((unsigned int)e >= UDSP_E_COUNT || !errs[e].status)
+		e = UDSP_E_INTERNAL;
+
+	return &errs[e];
 }
 
-static const char *
-explain(int status)
+int
+udsp_err_status(enum udsp_err e)
 {
-	switch (status) {
-	case 400: return "The request could not be understood.";
-	case 411: return "A request body needs a Content-Length here.";
-	case 413: return "The request body is too large.";
-	case 502: return "The application server sent an invalid response.";
-	case 503: return "The application server is not running or is "
-			 "restarting. Please try again shortly.";
-	case 504: return "The application server did not answer in time.";
-	case 505: return "Use HTTP/1.0, HTTP/1.1 or HTTP/2.";
-	default:  return "The proxy could not handle this request.";
-	}
+	return udsp_err_info(e)->status;
 }
 
 static int
-page(int status, char *buf, size_t len)
+page(const struct udsp_err_info *ei, char *buf, size_t len)
 {
 	return lws_snprintf(buf, len,
 		"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -47,7 +38,7 @@ page(int status, char *buf, size_t len)
 		"<link rel=\"stylesheet\" href=\"/error.css\"></head>\n"
 		"<body><div class=\"error\"><h1>%d %s</h1>"
 		"<p>%s</p></div></body></html>\n",
-		status, title(status), status, title(status), explain(status));
+		ei->status, ei->title, ei->status, ei->title, ei->text);
 }
 
 int
@@ -56,9 +47,10 @@ udsp_errpage_send(struct udsp_relay *r)
 	uint8_t buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
 	struct lws *wsi = r->cwsi;
-	int status = udsp_err_status(r->err), n;
+	const struct udsp_err_info *ei = udsp_err_info(r->err);
+	int status = ei->status, n;
 
-	n = page(status, (char *)start, 800);
+	n = page(ei, (char *)start, 800);
 
 	if (!r->head_sent) {
 		if (!r->h2 && r->body != UDSP_BODY_NONE && !r->body_in_done)
@@ -101,7 +93,7 @@ udsp_errpage_send(struct udsp_relay *r)
 	}
 
 	/* body: re-rendered, it is cheaper than keeping it */
-	n = page(status, (char *)start, sizeof(buf) - LWS_PRE - 1);
+	n = page(ei, (char *)start, sizeof(buf) - LWS_PRE - 1);
 	if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP_FINAL) < 0)
 		return -1;
 	r->bytes_out += (uint64_t)n;

@@ -16,6 +16,7 @@
 #define HOP	UDSP_HF_HOP
 #define SPECIAL	UDSP_HF_SPECIAL
 #define H2BAD	UDSP_HF_H2_BAD
+#define OWNS	UDSP_HF_PROXY_OWNS
 
 /* RFC 9110 5.6.2 tchar: 1; anything else in a field name: 0 */
 const unsigned char udsp_hdr_tchar[256] = {
@@ -39,7 +40,7 @@ const unsigned char udsp_hdr_tchar[256] = {
 /*
  * Only exceptions are listed: a name that is absent is end-to-end and passes
  * both ways.  Direction bits on SPECIAL rows say where the relay's own value
- * ends up; the generic copy loop never copies a SPECIAL or HOP row.
+ * ends up; the generic copy loops never copy a SPECIAL, HOP or OWNS row.
  */
 const struct udsp_hdr_rule udsp_hdr_rules[] = {
 	/*
@@ -72,13 +73,17 @@ const struct udsp_hdr_rule udsp_hdr_rules[] = {
 	/*
 	 * End-to-end, listed so the choice is visible: Forwarded passes
 	 * unchanged both ways (as nginx does) rather than being rewritten;
-	 * Date passes both ways (clients may send it too, RFC 9110 6.6.1);
-	 * the backend's Server passes back, though lws adds its own Server
-	 * unless the relay asks it not to.
+	 * Date passes both ways (clients may send it too, RFC 9110 6.6.1).
 	 */
 	{ "forwarded",		REQ | RES },
 	{ "date",		REQ | RES },
-	{ "server",		RES },
+
+	/*
+	 * lws_add_http_header_status() writes the server-string as Server
+	 * into every head (docs/lws-notes.md N27), so the backend's would be
+	 * a second one.  A client's Server never went on either.
+	 */
+	{ "server",		OWNS },
 
 	{ NULL, 0 }
 };
@@ -136,7 +141,8 @@ forward(unsigned int dir, const char *name, size_t len, const char *conn,
 {
 	unsigned int f = udsp_hdr_flags(name, len);
 
-	if (!(f & dir) || (f & (UDSP_HF_HOP | UDSP_HF_SPECIAL)))
+	if (!(f & dir) ||
+	    (f & (UDSP_HF_HOP | UDSP_HF_SPECIAL | UDSP_HF_PROXY_OWNS)))
 		return 0;
 
 	/* RFC 9110 7.6.1: fields named in Connection are hop-by-hop too */

@@ -15,6 +15,11 @@ enum udsp_hdr_flags {
 	UDSP_HF_HOP	= 1 << 2, /* hop-by-hop (RFC 9110 7.6.1): never */
 	UDSP_HF_SPECIAL	= 1 << 3, /* the relay writes it itself */
 	UDSP_HF_H2_BAD	= 1 << 4, /* forbidden on h2 (RFC 9113 8.2.2) */
+	/*
+	 * lws writes its own value into every response head we make, so a
+	 * copy from the other side would repeat it: never forwarded.
+	 */
+	UDSP_HF_PROXY_OWNS = 1 << 5,
 };
 
 struct udsp_hdr_rule {
@@ -35,7 +40,7 @@ udsp_hdr_flags(const char *name, size_t len);
 
 /*
  * Whether the response header `name` may be forwarded to the client: not
- * hop-by-hop, not special, and not named in the backend's Connection
+ * hop-by-hop, special or proxy-owned, and not named in the backend's Connection
  * header value `conn` (comma-separated tokens, any case; may be NULL).
  */
 int

@@ -143,17 +143,49 @@ enum udsp_rstate {
 #undef X
 };
 
+/*
+ * Every answer the proxy makes itself, one row each: the status, the title
+ * and text of its page (errpage.c) and the level udsp_relay_fail() logs it
+ * at.  All log at INFO: each is one request's fate, often the client's or
+ * a stopped backend's doing, so a flood of them must not flood the log;
+ * the access log has the status.  Helpers that can fail return the enum.
+ *
+ *   XX(name, status, title, text, log level)
+ */
+#define UDSP_ERR_MAP(XX) \
+	XX(CONNECT, 503, "Service Unavailable", \
+	   "The application server is not running or is restarting. " \
+	   "Please try again shortly.", LLL_INFO) \
+	XX(BAD_RESPONSE, 502, "Bad Gateway", \
+	   "The application server sent an invalid response.", LLL_INFO) \
+	XX(TIMEOUT, 504, "Gateway Timeout", \
+	   "The application server did not answer in time.", LLL_INFO) \
+	XX(CONFIG, 500, "Internal Server Error", \
+	   "The proxy could not handle this request.", LLL_INFO) \
+	XX(BAD_REQUEST, 400, "Bad Request", \
+	   "The request could not be understood.", LLL_INFO) \
+	XX(TOO_LARGE, 413, "Content Too Large", \
+	   "The request body is too large.", LLL_INFO) \
+	XX(LENGTH_REQUIRED, 411, "Length Required", \
+	   "A request body needs a Content-Length here.", LLL_INFO) \
+	XX(VERSION, 505, "HTTP Version Not Supported", \
+	   "Use HTTP/1.0, HTTP/1.1 or HTTP/2.", LLL_INFO) \
+	XX(INTERNAL, 500, "Internal Server Error", \
+	   "The proxy could not handle this request.", LLL_INFO)
+
 enum udsp_err {
-	UDSP_E_NONE,
-	UDSP_E_CONNECT,		/* 503 */
-	UDSP_E_BAD_RESPONSE,	/* 502 */
-	UDSP_E_TIMEOUT,		/* 504 */
-	UDSP_E_CONFIG,		/* 500 */
-	UDSP_E_BAD_REQUEST,	/* 400 */
-	UDSP_E_TOO_LARGE,	/* 413 */
-	UDSP_E_LENGTH_REQUIRED,	/* 411 */
-	UDSP_E_VERSION,		/* 505 */
-	UDSP_E_INTERNAL,	/* 500 */
+	UDSP_E_NONE,		/* success: 0, so `if (f())` means failed */
+#define XX(name, status, title, text, level) UDSP_E_##name,
+	UDSP_ERR_MAP(XX)
+#undef XX
+	UDSP_E_COUNT
+};
+
+struct udsp_err_info {
+	int		status;
+	const char	*title;
+	const char	*text;
+	int		level;		/* LLL_* */
 };
 
 enum udsp_body {
@@ -375,8 +407,12 @@ udsp_ws_backend_rx(struct udsp_ws *ws, const uint8_t *in, size_t len);
 void
 udsp_ws_backend_closed(struct udsp_ws *ws, int connected);
 
-/* reqhead.c: request head from the client's headers */
-int
+/*
+ * reqhead.c: request head from the client's headers.  UDSP_E_BAD_REQUEST
+ * for what the client sent (unusable method, target or header value, two
+ * Hosts), UDSP_E_INTERNAL for out of memory.
+ */
+enum udsp_err
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder);
 void
 udsp_client_addr(struct lws *wsi, char *buf, size_t len);
@@ -386,7 +422,7 @@ void
 udsp_reqhead_alog(struct udsp_relay *r);
 /* The onward GET + Upgrade head for a WebSocket (ws_relay.c); *out has
  * LWS_PRE headroom in front, free(*out - LWS_PRE). */
-int
+enum udsp_err
 udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 		      struct udsp_backend *be,
 		      const struct lws_protocol_vhost_options *pmo,
@@ -405,6 +441,9 @@ udsp_alog_end(struct udsp_relay *r, int status);
 /* errpage.c */
 int
 udsp_errpage_send(struct udsp_relay *r);
+/* The UDSP_ERR_MAP row for e; UDSP_E_NONE and strays get INTERNAL's. */
+const struct udsp_err_info *
+udsp_err_info(enum udsp_err e);
 int
 udsp_err_status(enum udsp_err e);
 

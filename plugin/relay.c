@@ -281,7 +281,11 @@ parse_cl(const char *s, int64_t *out)
 	return 0;
 }
 
-static int
+/*
+ * Set r->body from the client's framing headers.  UDSP_E_BAD_REQUEST for
+ * framing we refuse, UDSP_E_LENGTH_REQUIRED for an h2 body we could not end.
+ */
+static enum udsp_err
 classify_body(struct udsp_relay *r)
 {
 	struct lws *wsi = r->cwsi;
@@ -298,7 +302,7 @@ classify_body(struct udsp_relay *r)
 		if (lws_hdr_copy(wsi, v, sizeof(v),
 				 WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
 		    parse_cl(v, &cl))
-			return -1;
+			return UDSP_E_BAD_REQUEST;
 	}
 
 	if (has_te) {
@@ -310,18 +314,18 @@ classify_body(struct udsp_relay *r)
 		    lws_hdr_copy(wsi, v, sizeof(v),
 				 WSI_TOKEN_HTTP_TRANSFER_ENCODING) < 0 ||
 		    strcasecmp(v, "chunked"))
-			return -1;
+			return UDSP_E_BAD_REQUEST;
 		r->body = UDSP_BODY_CHUNKED_H1;
 		/* lws believes a 100MB body follows; it can't resync */
 		r->close_after = 1;
 		udsp_chunk_dec_init(&r->cdec);
-		return 0;
+		return UDSP_E_NONE;
 	}
 
 	if (has_cl) {
 		r->body = cl ? UDSP_BODY_CL : UDSP_BODY_NONE;
 		r->body_remain = cl;
-		return 0;
+		return UDSP_E_NONE;
 	}
 
 	switch (r->method) {
@@ -335,7 +339,7 @@ classify_body(struct udsp_relay *r)
 			 * a body could not be completed onward.
 			 * docs/lws-notes.md N16
 			 */
-			return -2;
+			return UDSP_E_LENGTH_REQUIRED;
 		/*
 		 * h1 without CL or TE has no body (RFC 9112 6.3), but lws
 		 * 4.1.6 assumes a 100MB one for these methods, so the
@@ -348,7 +352,7 @@ classify_body(struct udsp_relay *r)
 	}
 	r->body = UDSP_BODY_NONE;
 
-	return 0;
+	return UDSP_E_NONE;
 }
 
 /*
@@ -437,6 +441,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	const struct lws_protocol_vhost_options *pmo;
 	struct udsp_backend *be = vhd->def;
 	struct udsp_relay *r;
+	enum udsp_err e;
 	char *uri;
 	int ulen;
 
@@ -496,8 +501,8 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		return 0;
 	}
 
-	switch (classify_body(r)) {
-	case 0:
+	switch ((e = classify_body(r))) {
+	case UDSP_E_NONE:
 		if (vhd->conf.max_body && r->body == UDSP_BODY_CL &&
 		    (uint64_t)r->body_remain > vhd->conf.max_body) {
 			/* the body is never read: don't reuse the connection */
@@ -507,13 +512,12 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 			return 0;
 		}
 		break;
-	case -2:
-		udsp_relay_fail(r, UDSP_E_LENGTH_REQUIRED,
-				"h2 request body without content-length");
+	case UDSP_E_LENGTH_REQUIRED:
+		udsp_relay_fail(r, e, "h2 request body without content-length");
 		return 0;
 	default:
 		r->close_after = 1;
-		udsp_relay_fail(r, UDSP_E_BAD_REQUEST, "bad request framing");
+		udsp_relay_fail(r, e, "bad request framing");
 		return 0;
 	}
 
@@ -534,9 +538,10 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	udsp_h1_res_growable(&r->res, vhd->conf.max_header, hbuf_grow);
 
 	/* `in`: the mount remainder, NUL-terminated (docs/lws-notes.md N7) */
-	if (udsp_reqhead_build(r, in && len ? in : "")) {
-		udsp_relay_fail(r, UDSP_E_BAD_REQUEST,
-				"unusable target or header value");
+	if ((e = udsp_reqhead_build(r, in && len ? in : ""))) {
+		udsp_relay_fail(r, e, e == UDSP_E_BAD_REQUEST ?
+				"unusable target or header value" :
+				"request head: OOM");
 		return 0;
 	}
 
@@ -1205,12 +1210,12 @@ send_head(struct udsp_relay *r)
 		name = udsp_h1_name(&r->res, i, &nl);
 		val = udsp_h1_value(&r->res, i, &vl);
 
-		/* the codec only keeps valid names and values (fuzzed) */
+		/*
+		 * the codec only keeps valid names and values (fuzzed); the
+		 * table drops hop-by-hop ones and Server, which lws writes
+		 */
 		if (nl + 2 > sizeof(lname) ||
 		    !udsp_hdr_res_forward(name, nl, conn, conn_len))
-			continue;
-		/* lws adds its own Server header (docs/lws-notes.md N27) */
-		if (nl == 6 && !strncasecmp(name, "server", 6))
 			continue;
 
 		memcpy(lname, name, nl);
@@ -1549,37 +1554,14 @@ udsp_relay_client_gone(struct udsp_relay *r)
 	relay_free(r);
 }
 
-int
-udsp_err_status(enum udsp_err e)
-{
-	switch (e) {
-	case UDSP_E_CONNECT:
-		return 503;
-	case UDSP_E_BAD_RESPONSE:
-		return 502;
-	case UDSP_E_TIMEOUT:
-		return 504;
-	case UDSP_E_BAD_REQUEST:
-		return 400;
-	case UDSP_E_TOO_LARGE:
-		return 413;
-	case UDSP_E_LENGTH_REQUIRED:
-		return 411;
-	case UDSP_E_VERSION:
-		return 505;
-	default:
-		return 500;
-	}
-}
-
 void
 udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 {
 	if (r->state >= UDSP_RS_DONE)
 		return;
 
-	lwsl_info("%s: r%lu: %d: %s\n", __func__, r->id, udsp_err_status(e),
-		  why ? why : "");
+	_lws_log(udsp_err_info(e)->level, "%s: r%lu: %d: %s\n", __func__,
+		 r->id, udsp_err_status(e), why ? why : "");
 	disarm(r);
 	udsp_bconn_unqueue(r);
 	if (r->bc)

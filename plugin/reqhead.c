@@ -197,21 +197,22 @@ udsp_req_method(struct udsp_relay *r, char *buf, size_t len)
 	return m;
 }
 
-/* Query fragments as lws decoded them, into argbuf / args; returns count */
-static int
-get_args(struct lws *wsi, char **argbuf, const char **args, int max)
+/* Query fragments as lws decoded them, into argbuf / args, count in *nargs */
+static enum udsp_err
+get_args(struct lws *wsi, char **argbuf, const char **args, int max,
+	 int *nargs)
 {
-	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS), f, cap,
-	    nargs = 0;
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS), f, cap;
 	size_t used = 0;
 
 	*argbuf = NULL;
+	*nargs = 0;
 	if (n <= 0)
-		return 0;
+		return UDSP_E_NONE;
 	cap = n + max * 2;
 	*argbuf = malloc((size_t)cap);
 	if (!*argbuf)
-		return -1;
+		return UDSP_E_INTERNAL;
 	for (f = 0; f < max; f++) {
 		n = lws_hdr_copy_fragment(wsi, *argbuf + used,
 					  (int)((size_t)cap - used),
@@ -226,13 +227,13 @@ get_args(struct lws *wsi, char **argbuf, const char **args, int max)
 		if (memchr(*argbuf + used, '\0', (size_t)n)) {
 			free(*argbuf);
 			*argbuf = NULL;
-			return -1;
+			return UDSP_E_BAD_REQUEST;
 		}
-		args[nargs++] = *argbuf + used;
+		args[(*nargs)++] = *argbuf + used;
 		used += (size_t)n + 1;
 	}
 
-	return nargs;
+	return UDSP_E_NONE;
 }
 
 /*
@@ -250,8 +251,8 @@ udsp_reqhead_alog(struct udsp_relay *r)
 		return;
 	if (lws_http_get_uri_and_method(r->cwsi, &uri, &ulen) < 0)
 		uri = NULL;
-	nargs = get_args(r->cwsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args));
-	if (nargs < 0 || !uri ||
+	if (get_args(r->cwsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args),
+		     &nargs) || !uri ||
 	    udsp_target_build(target, sizeof(target), "/", uri, args,
 			      nargs) < 0)
 		lws_snprintf(target, sizeof(target), "-");
@@ -382,11 +383,11 @@ ws_own(const char *name, size_t nl)
 	return nl >= 14 && !strncasecmp(name, "sec-websocket-", 14);
 }
 
-static int
+static enum udsp_err
 build(const struct reqctx *c, const char *remainder, char **out,
       size_t *outlen);
 
-int
+enum udsp_err
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
 	struct reqctx c;
@@ -403,12 +404,12 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	c.body_remain = r->body_remain;
 	c.method = udsp_req_method(r, mbuf, sizeof(mbuf));
 	if (!c.method)
-		return -1;
+		return UDSP_E_BAD_REQUEST;
 
 	return build(&c, remainder, &r->reqhead, &r->reqhead_len);
 }
 
-int
+enum udsp_err
 udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 		      struct udsp_backend *be,
 		      const struct lws_protocol_vhost_options *pmo,
@@ -432,7 +433,7 @@ udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 	return build(&c, remainder, out, outlen);
 }
 
-static int
+static enum udsp_err
 build(const struct reqctx *c, const char *remainder, char **out,
       size_t *outlen)
 {
@@ -442,13 +443,15 @@ build(const struct reqctx *c, const char *remainder, char **out,
 	const char *method = c->method, *name, *args[64];
 	char *argbuf = NULL, *target = NULL;
 	size_t conn_len = 0, nl;
-	int n, t, nargs = 0, hl, ret = -1;
+	enum udsp_err ret;
+	int n, t, nargs = 0, hl;
 	struct sbuf b = { 0 };
 
 	/* query fragments, decoded by lws; re-encoded by udsp_target_build */
-	nargs = get_args(wsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args));
-	if (nargs < 0)
-		return -1;
+	ret = get_args(wsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args), &nargs);
+	if (ret)
+		return ret;
+	ret = UDSP_E_BAD_REQUEST;	/* what the bails below mean */
 
 	target = (char *)vhd->scratch;
 	if (udsp_target_build(target, vhd->scratch_len,
@@ -585,12 +588,14 @@ build(const struct reqctx *c, const char *remainder, char **out,
 	}
 	sb_str(&b, "\r\n");
 
-	if (b.err)
+	if (b.err) {
+		ret = UDSP_E_INTERNAL;
 		goto bail;
+	}
 	*out = b.p;	/* LWS_PRE headroom in front */
 	*outlen = b.len;
 	b.p = NULL;
-	ret = 0;
+	ret = UDSP_E_NONE;
 
 bail:
 	if (b.p)

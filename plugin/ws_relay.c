@@ -651,6 +651,7 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 	struct udsp_backend *be = vhd->def;
 	char key[32], peer[48], why[128];
 	struct udsp_ws *ws;
+	enum udsp_err e;
 	unsigned long kb = 16384;
 
 	ws = calloc(1, sizeof(*ws));
@@ -726,9 +727,15 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 	rem = remainder_of(wsi, pmo);
 	udsp_client_addr(wsi, peer, sizeof(peer));
 	make_key(ws, key, sizeof(key));
-	if (!rem || udsp_reqhead_build_ws(wsi, vhd, be, pmo, peer, rem, key,
-					  ws->proto[0] ? ws->proto : NULL,
-					  &ws->reqhead, &ws->reqhead_len)) {
+	e = rem ? udsp_reqhead_build_ws(wsi, vhd, be, pmo, peer, rem, key,
+					ws->proto[0] ? ws->proto : NULL,
+					&ws->reqhead, &ws->reqhead_len) :
+		  UDSP_E_BAD_REQUEST;
+	if (e == UDSP_E_INTERNAL) {
+		client_close(ws, 1011, "out of memory");
+		return 0;
+	}
+	if (e) {
 		client_close(ws, 1008, "request cannot be forwarded");
 		return 0;
 	}

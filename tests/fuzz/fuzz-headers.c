@@ -64,7 +64,7 @@ check_name_value(const char *name, const char *v, size_t vlen)
 	unsigned int f = udsp_hdr_flags(name, nl);
 	int ok;
 
-	if (f & (UDSP_HF_HOP | UDSP_HF_SPECIAL)) {
+	if (f & (UDSP_HF_HOP | UDSP_HF_SPECIAL | UDSP_HF_PROXY_OWNS)) {
 		ASSERT(!udsp_hdr_req_forward(name, nl, NULL, 0));
 		ASSERT(!udsp_hdr_res_forward(name, nl, NULL, 0));
 	}

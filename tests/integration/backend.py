@@ -463,6 +463,7 @@ class Conn:
                 ["Proxy-Authenticate", "Basic realm=\"x\""],
                 ["Upgrade", "foo/1"],
                 ["Trailer", "X-Trail"],
+                ["Server", "backend/1.0"],
             ], b"headers body\n")
         if route == "status":
             n = int(arg)

@@ -435,6 +435,9 @@ def t_resp_headers(env, proto):
         eq(hdr(hs, n), vals, "response %s" % n)
     for n in RES_DROP:
         eq(hdr(hs, n), [], "hop-by-hop response header %s" % n)
+    # the backend sends Server: backend/1.0; lws writes the server-string
+    # into every head, and the header table keeps the backend's out
+    eq(hdr(hs, "server"), ["udsp-it"], "response Server")
 
 
 STATUSES = [200, 201, 301, 404, 418, 500]
@@ -781,6 +784,28 @@ def _dead_port_mounts(env):
     return _fault_mounts(env)
 
 
+# What the proxy's own pages say (plugin/private.h UDSP_ERR_MAP), as a
+# client sees them: a row edited by mistake shows here.
+ERRPAGE = {
+    502: ("Bad Gateway", "The application server sent an invalid response."),
+    503: ("Service Unavailable", "The application server is not running or "
+          "is restarting. Please try again shortly."),
+    504: ("Gateway Timeout", "The application server did not answer in time."),
+    413: ("Content Too Large", "The request body is too large."),
+    400: ("Bad Request", "The request could not be understood."),
+}
+
+
+def errpage_ok(r, status):
+    """r (a curl result) is the proxy's own page for status."""
+    title, text = ERRPAGE[status]
+    want = ("<title>%d %s</title>" % (status, title),
+            "<h1>%d %s</h1><p>%s</p>" % (status, title, text))
+    for w in want:
+        check(w.encode() in r.body, "%d page lacks %r: %r", status, w,
+              r.body[:400])
+
+
 def _expect_503(env, proto, path):
     r = env.curl(proto, path)
     eq(r.rc, 0, "curl exit code for %s (%s)" % (path, r.err[-300:]))
@@ -795,6 +820,7 @@ def t_missing(env, proto):
           "503 page content-type %r", r.h("content-type"))
     check(re.search(rb'href="?/error\.css', r.body),
           "503 page does not link /error.css: %r", r.body[:400])
+    errpage_ok(r, 503)
     # twice: the failure path must leave the client connection usable
     _expect_503(env, proto, "/down/echo?again")
 
@@ -1027,6 +1053,7 @@ def t_504(env, proto):
     r = env.curl(proto, "/app/slow-head/6", timeout=20)
     eq(r.rc, 0, "curl exit code (%s)" % r.err[-300:])
     eq(r.status, 504, "status for a backend that does not answer")
+    errpage_ok(r, 504)
 
 
 @case("garbage-502")
@@ -1034,6 +1061,7 @@ def t_502(env, proto):
     r = env.curl(proto, "/app/garbage")
     eq(r.rc, 0, "curl exit code (%s)" % r.err[-300:])
     eq(r.status, 502, "status for a non-HTTP backend reply")
+    errpage_ok(r, 502)
     r = env.curl(proto, "/app/status/1000")
     check(r.status == 502 or r.rc != 0,
           "status 1000 from the backend passed as %r", r)

@@ -532,6 +532,9 @@ def t_dup_host(env, ev):
     print("two Host headers -> %s, backend saw Host %r" % (a.short(), hosts))
     eq(a.short(), "400", "answer to two Host headers")
     eq(hosts, [], "Host values the backend saw")
+    # the proxy's own 400 page (a body of Content-Length bytes)
+    check(b"<h1>400 Bad Request</h1><p>The request could not be "
+          b"understood.</p>" in a.body, "400 page: %r", a.body[:300])
 
 
 

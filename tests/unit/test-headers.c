@@ -52,6 +52,10 @@ check_table(void)
 		/* a hop-by-hop field cannot also be forwarded */
 		if (r->flags & UDSP_HF_HOP)
 			CHECK(!(r->flags & (UDSP_HF_REQ | UDSP_HF_RES)));
+		/* what lws writes itself is neither sent on nor a rule */
+		if (r->flags & UDSP_HF_PROXY_OWNS)
+			CHECK(!(r->flags & (UDSP_HF_REQ | UDSP_HF_RES |
+					    UDSP_HF_HOP | UDSP_HF_SPECIAL)));
 		/* everything h2 forbids is dropped by the generic loop */
 		if (r->flags & UDSP_HF_H2_BAD) {
 			CHECK(r->flags & (UDSP_HF_HOP | UDSP_HF_SPECIAL));
@@ -97,7 +101,8 @@ static const struct fcase {
 	{ "authorization",      NULL,                     1, 1 },
 	{ "Forwarded",          NULL,                     1, 1 },
 	{ "date",               NULL,                     1, 1 },
-	{ "server",             NULL,                     0, 1 },
+	{ "server",             NULL,                     0, 0 },
+	{ "Server",             NULL,                     0, 0 },
 	{ "Connection",         NULL,                     0, 0 },
 	{ "KEEP-ALIVE",         NULL,                     0, 0 },
 	{ "Transfer-Encoding",  NULL,                     0, 0 },
