@@ -260,6 +260,7 @@ struct udsp_relay {
 	int64_t			body_remain;	/* UDSP_BODY_CL */
 	uint64_t		body_sent;	/* bytes of body to backend */
 	uint64_t		body_in;	/* bytes of body from client */
+	size_t			h2_owed;	/* h2 window read, not given back */
 	struct udsp_chunk_dec	cdec;
 	struct udsp_buf		q;		/* client -> backend */
 	struct udsp_spill	spill;		/* h2 overflow of q */

@@ -671,14 +671,31 @@ spill_refill(struct udsp_relay *r)
  * window costs no memory.  docs/lws-notes.md N19
  */
 #define UDSP_H2_WINDOW 262144
+/*
+ * lws's estimate can also stay above what the client really has left: it
+ * leaves out DATA read before the stream was handed to the plugin (the
+ * LRS_DEFERRING_ACTION branch of its DATA handling, docs/lws-notes.md
+ * N19), which a client may send where the initial window allows (lwsws's
+ * 65535).  Seen: a 16 MiB upload under lwsws stalled on an empty window
+ * while lws believed it open.  So what arrives is also given back as it
+ * is read, in pieces of this size, as linger.c does: the client's window
+ * never shrinks below where it started.
+ */
+#define UDSP_H2_GIVE_BACK 65536
 
 static void
-h2_keep_window_open(struct udsp_relay *r)
+h2_keep_window_open(struct udsp_relay *r, size_t len)
 {
 	int est;
 
 	if (!r->cwsi)
 		return;
+	r->h2_owed += len;
+	if (r->h2_owed >= UDSP_H2_GIVE_BACK) {
+		lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
+					    (int)r->h2_owed);
+		r->h2_owed = 0;
+	}
 	est = lws_h2_get_peer_txcredit_estimate(r->cwsi);
 	if (est < UDSP_H2_WINDOW / 2)
 		lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
@@ -750,7 +767,7 @@ lws_to_fix_later(struct udsp_relay *r)
 int
 udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 {
-	size_t outlen;
+	size_t outlen, body_len;
 	long n;
 
 	if (r->body_unwanted) {
@@ -760,10 +777,25 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 			lws_to_fix_later(r);
 		return 0;
 	}
-	if (r->body == UDSP_BODY_NONE || r->body_in_done ||
-	    r->state >= UDSP_RS_DONE || !len)
+	if (r->state >= UDSP_RS_DONE || !len)
+		return 0;
+	/*
+	 * h2: DATA past the content-length makes the request malformed (RFC
+	 * 9113 8.1.1).  lws's own check is gone once the stream's header
+	 * table is given back (docs/lws-notes.md N19), so it is ours: the
+	 * excess must never reach the backend, where it would read as the
+	 * start of another request on the connection.
+	 */
+	if (r->h2 && r->body == UDSP_BODY_CL &&
+	    (r->body_in_done || (int64_t)len > r->body_remain)) {
+		udsp_relay_fail(r, UDSP_E_BAD_REQUEST,
+				"h2 request body longer than its content-length");
+		return 0;
+	}
+	if (r->body == UDSP_BODY_NONE || r->body_in_done)
 		return 0;
 
+	body_len = len;
 	r->body_in += len;
 	if (r->vhd->conf.max_body && r->body_in > r->vhd->conf.max_body) {
 		/* chunked h1 (framing counted too: close enough) */
@@ -816,7 +848,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 	if (udsp_buf_len(&r->q) >= r->q.want / 2 + r->q.want / 4)
 		udsp_relay_client_rx(r, 0);
 	if (r->h2)
-		h2_keep_window_open(r);
+		h2_keep_window_open(r, body_len);
 	wake_backend(r);
 
 	/*
