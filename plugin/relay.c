@@ -435,16 +435,18 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		 const char *in, size_t len)
 {
 	const struct lws_protocol_vhost_options *pmo;
-	struct udsp_backend *be = vhd->def;
+	struct udsp_group *g = vhd->def;
+	struct udsp_backend *be;
 	struct udsp_relay *r;
 	char *uri;
 	int ulen;
 
 	for (pmo = pss->pmo; pmo; pmo = pmo->next)
 		if (!strcmp(pmo->name, "backend")) {
-			be = udsp_backend_lookup(vhd, pmo->value);
+			g = udsp_group_lookup(vhd, pmo->value);
 			break;
 		}
+	be = udsp_group_pick(g);
 
 	/*
 	 * Everything but the response's field table (2 KiB, only read up to
@@ -457,6 +459,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->cwsi = wsi;
 	r->vhd = vhd;
 	r->be = be;
+	r->grp = g;
 	udsp_stats_request(be);
 	r->pmo = pss->pmo;
 	r->id = ++vhd->next_id;

@@ -19,7 +19,8 @@ import sys
 ROUTES = """
 /echo[/...]          200 JSON: method, target (raw), version, headers
                      [[name, value], ...] in order, body_length, body_sha256,
-                     conn (backend connection number), req_on_conn
+                     conn (backend connection number), req_on_conn, name
+                     (--name: which backend answered)
 /bytes/N[?seed=S]    N pattern bytes with Content-Length
 /chunked/N[?seed=S]  same, chunked, in several chunks of varying size
 /close/N[?seed=S]    same, no length: Connection: close, body, then close
@@ -397,7 +398,8 @@ class Conn:
             doc = {"method": method, "target": target,
                    "version": version, "headers": headers,
                    "body_length": body_len, "body_sha256": body_sha,
-                   "conn": self.id, "req_on_conn": self.nreq}
+                   "conn": self.id, "req_on_conn": self.nreq,
+                   "name": self.args.name}
             return await reply(200, [["Content-Type",
                 "application/json"]], json.dumps(doc).encode())
         if route == "stats":
@@ -627,6 +629,7 @@ if __name__ == "__main__":
     ap.add_argument("--pidfile")
     ap.add_argument("--portfile", help="write the TCP port here")
     ap.add_argument("--reqlog", help="append one JSON line per request")
+    ap.add_argument("--name", default="", help="told in /echo's answer")
     ap.add_argument("--statedir", help="where /slow-upload's gate files "
                     "appear (default: the pid file's directory)")
     a = ap.parse_args()
