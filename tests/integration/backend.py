@@ -62,6 +62,8 @@ so.  ?shut-every=K: the same without saying so, as a half-close
 TLS close_notify) once the whole response is in the socket, so that the
 proxy finds the rest of it there after the close; /stats lists such
 connections once they are closed.  ?sndbuf=BYTES sets SO_SNDBUF first.
+Any route, query ?drain=NAME&drain-at=N: the backend started with --name
+NAME, once it has served N requests, drains as on SIGUSR1 (below).
 A leading /inside is stripped before routing (for inside-path mounts).
 --unix @NAME listens in the abstract namespace.
 SIGUSR1 restarts gracefully, as apps do: the socket file goes at once,
@@ -88,6 +90,7 @@ class Stats:
     closed = []
     hung_up = []
     stop = None
+    graceful = None     # what SIGUSR1 runs
 
 
 class BadRequest(Exception):
@@ -307,6 +310,12 @@ class Conn:
         self.drop_next = query_str(query, "drop-next")
         self.log({"conn": self.id, "method": method, "target": target,
               "headers": headers})
+        drain = query_str(query, "drain", "")
+        if drain and Stats.graceful and not Stats.draining:
+            if drain == self.args.name and \
+                    Stats.requests >= query_int(query, "drain-at"):
+                # this answer still goes out: the connection is busy
+                asyncio.get_running_loop().call_soon(Stats.graceful)
         conn_hdr = (hget(headers, "connection") or "").lower()
         if version == "HTTP/1.1":
             keep = "close" not in conn_hdr
@@ -612,6 +621,7 @@ async def main(args):
         if not Stats.conns:
             stop.set()
     Stats.stop = stop
+    Stats.graceful = graceful
     loop.add_signal_handler(signal.SIGUSR1, graceful)
     async with server:
         await stop.wait()
