@@ -10,8 +10,9 @@
  *    (busy connections, connects under way, requests queued for max-conns
  *    or held), ties going round-robin;
  *  - a member that failed to connect (bconn.c's health(), which also sets
- *    down_until) is skipped until down-ms has passed; the first request
- *    after that tries it again, and its connect decides;
+ *    down_until) or answered garbage is skipped until down-ms has passed;
+ *    the first request after that tries it again, and its connect or its
+ *    answer decides;
  *  - a request whose connect failed moves to another member that is not
  *    down, when nothing of it reached a backend (hold.c's rule);
  *  - when every member is down, requests still go to one of them, so that
@@ -21,7 +22,9 @@
  *    is not.
  *
  * Interface: udsp_group_lookup() at config and request start,
- * udsp_group_pick() for a new request, udsp_group_failover() where a
+ * udsp_group_pick() for a new request, udsp_group_bad_answer() and
+ * udsp_group_good_answer() on a response head (relay.c),
+ * udsp_group_failover() where a
  * connect failed at once and udsp_group_connect_failed() where it failed
  * later (bconn.c), udsp_group_rehold() before a held request's next try
  * (hold.c).  A single origin is a group of one, which picks its
@@ -223,6 +226,41 @@ udsp_group_connect_failed(struct udsp_relay *r)
 	}
 
 	return movable(r) && udsp_hold_try(r, ECONNREFUSED);
+}
+
+/*
+ * r's member answered what is not HTTP: in a group it is passed over for
+ * down-ms as after a failed connect (a single backend has nowhere else to
+ * send requests, so nothing changes for it).  Not counted as a connect
+ * failure in the metrics.
+ */
+void
+udsp_group_bad_answer(struct udsp_relay *r)
+{
+	struct udsp_backend *be = r->be;
+
+	if (!r->grp || r->grp->n < 2)
+		return;
+	if (!be->down)
+		lwsl_warn("%s: backend %s answered garbage: skipped for %u ms\n",
+			  UDSP_PROTOCOL_NAME, be->spec, r->vhd->conf.down_ms);
+	be->down = 1;
+	be->down_until = lws_now_usecs() +
+			 (lws_usec_t)r->vhd->conf.down_ms * LWS_US_PER_MS;
+}
+
+/* ...and a good head from it (maybe on a pooled connection) ends that */
+void
+udsp_group_good_answer(struct udsp_relay *r)
+{
+	struct udsp_backend *be = r->be;
+
+	if (!be->down || !r->grp || r->grp->n < 2)
+		return;
+	lwsl_notice("%s: backend %s is reachable again\n", UDSP_PROTOCOL_NAME,
+		    be->spec);
+	be->down = 0;
+	be->hold_said = 0;
 }
 
 void

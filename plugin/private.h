@@ -372,6 +372,11 @@ udsp_group_failover(struct udsp_relay *r);
 /* ...failed later (bconn_ended()): 1 if r moved on or is held */
 int
 udsp_group_connect_failed(struct udsp_relay *r);
+/* r's backend answered garbage / a good head */
+void
+udsp_group_bad_answer(struct udsp_relay *r);
+void
+udsp_group_good_answer(struct udsp_relay *r);
 /* a held request's next try: the member it goes to */
 void
 udsp_group_rehold(struct udsp_relay *r);

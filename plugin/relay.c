@@ -993,11 +993,13 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 	if (n < 0) {
 		lwsl_info("%s: r%lu: backend response: %s\n", __func__, r->id,
 			  r->res.err ? r->res.err : "?");
+		udsp_group_bad_answer(r);
 		udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, r->res.err);
 		return -1;
 	}
 
 	if (!had_head && r->res.head_done) {
+		udsp_group_good_answer(r);
 		udsp_stats_head_latency(r->be, lws_now_usecs() - r->t_start);
 		res_head_ready(r);
 		if (r->cwsi)

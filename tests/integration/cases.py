@@ -3223,3 +3223,19 @@ def t_multi_all_down(env, proto):
        err.decode()[-200:])
     check(any("held" in q.get("target", "") for q in b.requests()),
           "b did not answer the held request")
+
+
+@case("multi-garbage", backends=MULTI["backends"], mounts=_multi_mounts,
+      pvo={"down-ms": "60000"})
+def t_multi_garbage(env, proto):
+    """A member that answers garbage gets its 502 and is skipped for
+    down-ms (a minute here): the requests after it all go to the other."""
+    r = env.curl(proto, "/m/garbage")
+    eq((r.rc, r.status), (0, 502), "garbage")
+    names = [echo(env, proto, "/m/echo?%d" % i)["name"] for i in range(6)]
+    eq(len(set(names)), 1, "answers after garbage from one member only: %r"
+       % names)
+    bad = "a" if names[0] == "b" else "b"
+    check(any("garbage" in q.get("target", "")
+              for q in env.backends[bad].requests()),
+          "the garbage came from %s" % names[0])
