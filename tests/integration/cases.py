@@ -3117,7 +3117,9 @@ def _multi_mounts(env):
         {"mountpoint": "/m", "origin": "callback://lws-uds-proxy",
          "pmo": [{"backend": g}]},
         {"mountpoint": "/mh", "origin": "callback://lws-uds-proxy",
-         "pmo": [{"backend": g}, {"hold-ms": "5000"}]}]
+         "pmo": [{"backend": g}, {"hold-ms": "5000"}]},
+        {"mountpoint": "/status", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"status": "json"}]}]
 
 
 MULTI = dict(backends=(("main", "unix"), ("a", "unix"), ("b", "tcp")),
@@ -3156,6 +3158,12 @@ def t_multi_share(env, proto):
     print("a served %d, b served %d" % (na, nb))
     eq(na + nb, n, "requests the backends saw")
     check(na >= n // 10 and nb >= n // 10, "unbalanced: a %d, b %d", na, nb)
+    # each member is a backend of its own in the status
+    st = _status_json(env, proto)
+    for be, want in ((a, na + a0), (b, nb + b0)):
+        e = _be(st, _port(env, proto), be.origin("/"))
+        eq((e["up"], e["requests"]), (True, want),
+           "status of %s (up, requests)" % be.name)
 
 
 @case("multi-kill-load", timeout=180, **MULTI)
