@@ -200,13 +200,19 @@ udsp_group_failover(struct udsp_relay *r)
 {
 	struct udsp_backend *be;
 
-	if (!movable(r))
+	/*
+	 * Each member once at most: with down-ms 0 a member that just
+	 * failed is usable again at once, and the connect that fails at
+	 * once calls this again from within udsp_bconn_get().
+	 */
+	if (!movable(r) || r->moves >= r->grp->n - 1)
 		return 0;
 	be = choose(r->grp, r->be);
 	if (!be)
 		return 0;
 	udsp_info(r, "backend %s failed, trying %s", r->be->spec, be->spec);
 	r->be = be;
+	r->moves++;
 
 	return 1;
 }

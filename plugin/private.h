@@ -208,6 +208,7 @@ struct udsp_relay {
 	struct udsp_vhd		*vhd;	/* borrowed */
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
 	struct udsp_group	*grp;	/* borrowed: be is one of it */
+	unsigned int		moves;	/* group.c: failovers so far */
 	const struct lws_protocol_vhost_options *pmo; /* borrowed: mount */
 	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
 	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */

@@ -3247,3 +3247,9 @@ def t_multi_garbage(env, proto):
     check(any("garbage" in q.get("target", "")
               for q in env.backends[bad].requests()),
           "the garbage came from %s" % names[0])
+
+
+# down-ms 0: a member that just failed is usable again at once; a request
+# must still try each member once, not go round them for ever
+case("multi-all-down-0", backends=MULTI["backends"], mounts=_multi_mounts,
+     pvo={"down-ms": "0"})(t_multi_all_down)
