@@ -187,6 +187,18 @@ udsp_group_pick(struct udsp_group *g)
 	return be;
 }
 
+/* The request is counted on the member that gets it (status.c) */
+static void
+move(struct udsp_relay *r, struct udsp_backend *be)
+{
+	if (be == r->be)
+		return;
+	if (r->be->st.requests)
+		r->be->st.requests--;
+	udsp_stats_request(be);
+	r->be = be;
+}
+
 /* Nothing of r reached a backend: hold.c's rule */
 static int
 movable(const struct udsp_relay *r)
@@ -211,7 +223,7 @@ udsp_group_failover(struct udsp_relay *r)
 	if (!be)
 		return 0;
 	udsp_info(r, "backend %s failed, trying %s", r->be->spec, be->spec);
-	r->be = be;
+	move(r, be);
 	r->moves++;
 
 	return 1;
@@ -277,5 +289,5 @@ udsp_group_rehold(struct udsp_relay *r)
 	if (!movable(r))
 		return;
 	be = choose(r->grp, NULL);
-	r->be = be ? be : next_after(r->grp, r->be);
+	move(r, be ? be : next_after(r->grp, r->be));
 }

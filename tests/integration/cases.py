@@ -3201,6 +3201,12 @@ def t_multi_kill(env, proto):
     else:
         check(False, "a got no request in 10000 after it came back")
     print("a back after %d batches of 100" % (i + 1))
+    # a request that moved is counted on the member that answered it
+    st = _status_json(env, proto)
+    got = [_be(st, _port(env, proto), x.origin("/"))["requests"]
+           for x in (a, b)]
+    eq(got, [len(a.requests()), len(b.requests())],
+       "status requests of a and b (the backends' own logs)")
 
 
 @case("multi-all-down", **MULTI)
