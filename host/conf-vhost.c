@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "conf-private.h"
+#include "strlist.h"
 #include "origin.h"
 #include "stats.h"
 #include "ws_codec.h"
@@ -445,6 +446,8 @@ ws_protocols(struct udsp_hc_pc *pc, struct vb *vb)
 						   "hold-ms", "option ");
 					proxy_uint(pc, pvo->options,
 						   "hold-max", "option ");
+					proxy_uint(pc, pvo->options,
+						   "down-ms", "option ");
 				}
 			}
 			udsp_hc_path_pop(pc, old2);
@@ -651,14 +654,33 @@ checked:
 	}
 
 	if (backend) {
-		e = udsp_origin_parse(&o, backend);
-		if (e) {
+		/* several origins, comma separated: each as a single one */
+		const char *cur = backend, *it;
+		size_t len;
+		int bad = 0, count = 0;
+
+		while ((it = udsp_list_next(&cur, &len))) {
+			count++;
+			snprintf(why, sizeof(why), "%.*s", (int)len, it);
+			e = len >= sizeof(why) ? "too long" :
+						 udsp_origin_parse(&o, why);
+			if (e) {
+				pc->errors++;
+				lwsl_err("%s: vhost '%s' mount '%s': backend "
+					 "'%s': %s\n", pc->file, vname(vb),
+					 m->mountpoint, why, e);
+				bad = 1;
+			}
+		}
+		if (!count) {
 			pc->errors++;
 			lwsl_err("%s: vhost '%s' mount '%s': backend '%s': "
-				 "%s\n", pc->file, vname(vb), m->mountpoint,
-				 backend, e);
+				 "no origin\n", pc->file, vname(vb),
+				 m->mountpoint, backend);
 			return;
 		}
+		if (bad)
+			return;
 		/* the plugin's per-vhost init wants to see it enabled */
 		if (!vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
 			return;

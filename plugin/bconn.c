@@ -111,6 +111,10 @@ health(struct udsp_backend *be, int ok, const char *why)
 			  UDSP_PROTOCOL_NAME, be->spec, why);
 		be->down = 1;
 	}
+	if (!ok)
+		/* group.c passes it over until then (each failure) */
+		be->down_until = lws_now_usecs() +
+			(lws_usec_t)be->vhd->conf.down_ms * LWS_US_PER_MS;
 }
 
 /*
@@ -436,8 +440,12 @@ udsp_bconn_get(struct udsp_relay *r)
 			}
 			fds_short_503s++;
 			fds_short_last = lws_now_usecs();
-		} else
+		} else {
 			health(be, 0, why);
+			/* another member of the mount's group, if one is up */
+			if (udsp_group_failover(r))
+				return udsp_bconn_get(r);
+		}
 		if (udsp_hold_try(r, err))
 			return 0;
 		udsp_relay_fail(r, UDSP_E_CONNECT, why);
@@ -682,6 +690,9 @@ bconn_ended(struct udsp_bconn *bc)
 	unbind_relay(bc);
 	bc->ws = NULL;	/* udsp_ws_backend_closed() forgets bc */
 	bconn_free(bc);
+	/* a connect that failed later (TCP, TLS): another member, if any */
+	if (r && !connected && udsp_group_connect_failed(r))
+		r = NULL;
 	if (r)
 		udsp_relay_backend_closed(r, connected, reused);
 	if (ws)

@@ -20,7 +20,9 @@
  * ECONNREFUSED are held), and udsp_hold_cancel() from udsp_bconn_unqueue(),
  * which the relay runs whenever it fails or is freed.  A due retry goes
  * back to the relay through udsp_relay_reconnect(), which connects as at
- * the start; a TCP backend's refusal, reported later, is not held.
+ * the start; a TCP backend's refusal, reported later, is not held, except
+ * in a backend list with every member down (group.c), whose retries go
+ * round the members (udsp_group_rehold() in hold_cb()).
  * hold-max 0 holds nothing.
  */
 #include "private.h"
@@ -65,6 +67,7 @@ hold_cb(lws_sorted_usec_list_t *sul)
 	/* off the held list: hold-max counts waiting requests only */
 	if (!lws_dll2_is_detached(&r->wait))
 		lws_dll2_remove(&r->wait);
+	udsp_group_rehold(r);
 	udsp_relay_reconnect(r);
 }
 

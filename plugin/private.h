@@ -47,6 +47,7 @@ struct udsp_conf {
 	uint64_t	linger_max;	/* body bytes dropped at most */
 	unsigned int	hold_ms;	/* default of the pmo hold-ms */
 	unsigned int	hold_max;	/* held requests per backend */
+	unsigned int	down_ms;	/* group.c skips a failed member */
 	int		tls_verify;
 };
 
@@ -64,6 +65,7 @@ struct udsp_backend {
 	lws_dll2_owner_t	held;		/* of udsp_relay.wait: for the
 						 * backend to come back (hold.c) */
 	unsigned int		nconns;		/* open: busy + idle */
+	lws_usec_t		down_until;	/* group.c skips it till then */
 	unsigned int		down:1;		/* for transition logging */
 	unsigned int		hold_said:1;	/* hold.c logged this outage */
 	unsigned int		bad:1;		/* spec failed to parse */
@@ -76,7 +78,8 @@ struct udsp_vhd {
 	const struct lws_protocols	*prot;
 	struct udsp_conf		conf;
 	struct udsp_backend		*backends;	/* owned list */
-	struct udsp_backend		*def;		/* pvo "backend" */
+	struct udsp_group		*groups;	/* owned list (group.c) */
+	struct udsp_group		*def;		/* pvo "backend" */
 	SSL_CTX				*ssl_ctx;	/* owned, lazily */
 	unsigned long			next_id;
 	char				**fwd;		/* owned: lower "x:" */
@@ -237,6 +240,8 @@ struct udsp_relay {
 	struct lws		*cwsi;	/* client stream; NULL once closed */
 	struct udsp_vhd		*vhd;	/* borrowed */
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
+	struct udsp_group	*grp;	/* borrowed: be is one of it */
+	unsigned int		moves;	/* group.c: failovers so far */
 	const struct lws_protocol_vhost_options *pmo; /* borrowed: mount */
 	struct udsp_bconn	*bc;	/* bound backend conn, or NULL */
 	lws_sorted_usec_list_t	sul;	/* head / idle timeouts */
@@ -387,6 +392,29 @@ int
 udsp_hold_try(struct udsp_relay *r, int err);
 void
 udsp_hold_cancel(struct udsp_relay *r);
+
+/* group.c: several backends behind one mount */
+struct udsp_group;
+struct udsp_group *
+udsp_group_lookup(struct udsp_vhd *vhd, const char *spec);
+void
+udsp_group_destroy(struct udsp_vhd *vhd);
+struct udsp_backend *
+udsp_group_pick(struct udsp_group *g);
+/* r's connect failed: 1 if r->be is now another member to connect to */
+int
+udsp_group_failover(struct udsp_relay *r);
+/* ...failed later (bconn_ended()): 1 if r moved on or is held */
+int
+udsp_group_connect_failed(struct udsp_relay *r);
+/* r's backend answered garbage / a good head */
+void
+udsp_group_bad_answer(struct udsp_relay *r);
+void
+udsp_group_good_answer(struct udsp_relay *r);
+/* a held request's next try: the member it goes to */
+void
+udsp_group_rehold(struct udsp_relay *r);
 
 /* relay.c: connect again after a hold (state HELD -> CONNECTING) */
 void

@@ -81,6 +81,7 @@ add_fwd(struct udsp_vhd *vhd, const char *name, size_t len)
 static int
 conf_init(struct udsp_vhd *vhd, void *in)
 {
+	struct udsp_backend *be;
 	struct udsp_conf *c = &vhd->conf;
 	unsigned int kb, hkb, v, mb, lkb;
 	const char *s, *cur;
@@ -100,7 +101,9 @@ conf_init(struct udsp_vhd *vhd, void *in)
 	    pvo_uint(in, "linger-ms", 30000, &c->linger_ms) ||
 	    pvo_uint(in, "linger-kb", 32768, &lkb) ||
 	    pvo_uint(in, "hold-ms", 0, &c->hold_ms) ||
-	    pvo_uint(in, "hold-max", 1024, &c->hold_max))
+	    pvo_uint(in, "hold-max", 1024, &c->hold_max) ||
+	    /* nginx's fail_timeout is 10 s */
+	    pvo_uint(in, "down-ms", 10000, &c->down_ms))
 		return -1;
 
 	c->max_body = (uint64_t)mb * 1024;
@@ -139,9 +142,12 @@ conf_init(struct udsp_vhd *vhd, void *in)
 		return -1;
 
 	if (!lws_pvo_get_str(in, "backend", &s)) {
-		vhd->def = udsp_backend_lookup(vhd, s);
-		if (!vhd->def || vhd->def->bad)
+		vhd->def = udsp_group_lookup(vhd, s);
+		if (!vhd->def)
 			return -1;
+		for (be = vhd->backends; be; be = be->next)
+			if (be->bad)
+				return -1;
 	}
 
 	return 0;
@@ -195,6 +201,7 @@ vhd_destroy(struct udsp_vhd *vhd)
 
 	udsp_status_vhd_remove(vhd);
 	udsp_pool_destroy(vhd);
+	udsp_group_destroy(vhd);
 	for (be = vhd->backends; be; be = next) {
 		next = be->next;
 		free(be->spec);

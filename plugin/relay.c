@@ -439,7 +439,8 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 		 const char *in, size_t len)
 {
 	const struct lws_protocol_vhost_options *pmo;
-	struct udsp_backend *be = vhd->def;
+	struct udsp_group *g = vhd->def;
+	struct udsp_backend *be;
 	struct udsp_relay *r;
 	enum udsp_err e;
 	char *uri;
@@ -447,9 +448,10 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 
 	for (pmo = pss->pmo; pmo; pmo = pmo->next)
 		if (!strcmp(pmo->name, "backend")) {
-			be = udsp_backend_lookup(vhd, pmo->value);
+			g = udsp_group_lookup(vhd, pmo->value);
 			break;
 		}
+	be = udsp_group_pick(g);
 
 	/*
 	 * Everything but the response's field table (2 KiB, only read up to
@@ -462,6 +464,7 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	r->cwsi = wsi;
 	r->vhd = vhd;
 	r->be = be;
+	r->grp = g;
 	udsp_stats_request(be);
 	r->pmo = pss->pmo;
 	r->id = ++vhd->next_id;
@@ -1027,11 +1030,13 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 	if (n < 0) {
 		lwsl_info("%s: r%lu: backend response: %s\n", __func__, r->id,
 			  r->res.err ? r->res.err : "?");
+		udsp_group_bad_answer(r);
 		udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, r->res.err);
 		return -1;
 	}
 
 	if (!had_head && r->res.head_done) {
+		udsp_group_good_answer(r);
 		udsp_stats_head_latency(r->be, lws_now_usecs() - r->t_start);
 		res_head_ready(r);
 		if (r->cwsi)

@@ -648,7 +648,7 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 {
 	const struct lws_protocol_vhost_options *pmo = pss->pmo;
 	const char *s, *rem, *bound = lws_get_protocol(wsi)->name;
-	struct udsp_backend *be = vhd->def;
+	struct udsp_backend *be = udsp_group_pick(vhd->def);
 	char key[32], peer[48], why[128];
 	struct udsp_ws *ws;
 	enum udsp_err e;
@@ -684,7 +684,7 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 
 	s = pmo_get(pmo, "backend");
 	if (s)
-		be = udsp_backend_lookup(vhd, s);
+		be = udsp_group_pick(udsp_group_lookup(vhd, s));
 	s = pmo_get(pmo, "ws-max-message-kb");
 	if (s)
 		kb = strtoul(s, NULL, 10);

@@ -19,7 +19,8 @@ import sys
 ROUTES = """
 /echo[/...]          200 JSON: method, target (raw), version, headers
                      [[name, value], ...] in order, body_length, body_sha256,
-                     conn (backend connection number), req_on_conn
+                     conn (backend connection number), req_on_conn, name
+                     (--name: which backend answered)
 /bytes/N[?seed=S]    N pattern bytes with Content-Length
 /chunked/N[?seed=S]  same, chunked, in several chunks of varying size
 /close/N[?seed=S]    same, no length: Connection: close, body, then close
@@ -61,6 +62,8 @@ so.  ?shut-every=K: the same without saying so, as a half-close
 TLS close_notify) once the whole response is in the socket, so that the
 proxy finds the rest of it there after the close; /stats lists such
 connections once they are closed.  ?sndbuf=BYTES sets SO_SNDBUF first.
+Any route, query ?drain=NAME&drain-at=N: the backend started with --name
+NAME, once it has served N requests, drains as on SIGUSR1 (below).
 A leading /inside is stripped before routing (for inside-path mounts).
 --unix @NAME listens in the abstract namespace.
 SIGUSR1 restarts gracefully, as apps do: the socket file goes at once,
@@ -87,6 +90,7 @@ class Stats:
     closed = []
     hung_up = []
     stop = None
+    graceful = None     # what SIGUSR1 runs
 
 
 class BadRequest(Exception):
@@ -306,6 +310,12 @@ class Conn:
         self.drop_next = query_str(query, "drop-next")
         self.log({"conn": self.id, "method": method, "target": target,
               "headers": headers})
+        drain = query_str(query, "drain", "")
+        if drain and Stats.graceful and not Stats.draining:
+            if drain == self.args.name and \
+                    Stats.requests >= query_int(query, "drain-at"):
+                # this answer still goes out: the connection is busy
+                asyncio.get_running_loop().call_soon(Stats.graceful)
         conn_hdr = (hget(headers, "connection") or "").lower()
         if version == "HTTP/1.1":
             keep = "close" not in conn_hdr
@@ -397,7 +407,8 @@ class Conn:
             doc = {"method": method, "target": target,
                    "version": version, "headers": headers,
                    "body_length": body_len, "body_sha256": body_sha,
-                   "conn": self.id, "req_on_conn": self.nreq}
+                   "conn": self.id, "req_on_conn": self.nreq,
+                   "name": self.args.name}
             return await reply(200, [["Content-Type",
                 "application/json"]], json.dumps(doc).encode())
         if route == "stats":
@@ -611,6 +622,7 @@ async def main(args):
         if not Stats.conns:
             stop.set()
     Stats.stop = stop
+    Stats.graceful = graceful
     loop.add_signal_handler(signal.SIGUSR1, graceful)
     async with server:
         await stop.wait()
@@ -628,6 +640,7 @@ if __name__ == "__main__":
     ap.add_argument("--pidfile")
     ap.add_argument("--portfile", help="write the TCP port here")
     ap.add_argument("--reqlog", help="append one JSON line per request")
+    ap.add_argument("--name", default="", help="told in /echo's answer")
     ap.add_argument("--statedir", help="where /slow-upload's gate files "
                     "appear (default: the pid file's directory)")
     a = ap.parse_args()

@@ -279,6 +279,8 @@ class Backend:
     def start(self):
         argv = [PYTHON, self.script, "--pidfile", self.pidfile,
                 "--reqlog", self.reqlog]
+        if self.script == BACKEND:
+            argv += ["--name", self.name]
         if self.unix:
             argv += ["--unix", self.path]
         else:

@@ -189,6 +189,32 @@ EOT
 expect_fail "proxy callback mount without backend" "vhosts[0].mounts[0]:" \
 	"needs a pmo \"backend\""
 
+# several backends: each element is checked as a single one would be
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app", "origin": "callback://lws-uds-proxy",
+	       "pmo": [{ "backend":
+		 "http://+/run/a.sock:/, http://+:/in, http://127.0.0.1:8080/" }] }] }] }
+EOT
+expect_fail "bad element of a backend list (pmo form)" \
+	"$tmp/c/conf.d/t: vhost 'v' mount '/app': backend 'http://+:/in': "
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "mounts": [{ "mountpoint": "/app",
+	       "origin": "http://+/run/a.sock:/,ftp://127.0.0.1:21/" }] }] }
+EOT
+expect_fail "bad element of a backend list (native form)" \
+	"$tmp/c/conf.d/t: vhost 'v' mount '/app': backend 'ftp://127.0.0.1:21/': "
+
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "ws-protocols": [{ "lws-uds-proxy": { "down-ms": "soon" } }],
+  "mounts": [{ "mountpoint": "/app",
+	       "origin": "http://+/run/a.sock:/, http://+/run/b.sock:/" }] }] }
+EOT
+expect_fail "down-ms not a number" "down-ms" "'soon' is not a number"
+
 # hold-ms per mount: the plugin reads it per request, so it is checked here
 newconf <<'EOT'
 { "vhosts": [{ "name": "v", "port": "7000",

@@ -52,6 +52,8 @@ SUBST = {
         ("/etc/lws-uds-proxy/tls/server.crt", "cert"),
         ("/etc/lws-uds-proxy/tls/server.key", "key"),
         ("/run/lws-uds-proxy/app.sock", "sock"),
+        # a second instance of the app: /app has both (a backend group)
+        ("/run/lws-uds-proxy/app2.sock", "sock2"),
         ("/var/www/lws-uds-proxy", "www"),
     ],
     "lwsws": [
@@ -156,6 +158,7 @@ class Run:
             "plugins": plugins,
             "www": os.path.join(self.dir, "www"),
             "sock": os.path.join(self.dir, "app.sock"),
+            "sock2": os.path.join(self.dir, "app2.sock"),
             "state": os.path.join(self.dir, "state"),
             "cert": os.path.join(self.dir, "state", "localhost.cert"),
             "key": os.path.join(self.dir, "state", "localhost.key"),
@@ -166,7 +169,9 @@ class Run:
         shutil.copy(KEY, self.paths["key"])
         self.ports = {}
         self.procs = []
-        self.app = None
+        self.apps = []
+        # the app instances the example uses (SUBST has only used ones)
+        self.socks = [k for _, k in SUBST[self.name] if k.startswith("sock")]
         self.daemon = None
 
     # -- rendering -------------------------------------------------------
@@ -207,18 +212,23 @@ class Run:
     # -- processes ---------------------------------------------------------
 
     def start_app(self):
-        self.app = Proc("hello-app", [PYTHON, APP, "--socket",
-                                      self.paths["sock"]],
-                        os.path.join(self.dir, "app.log"))
-        self.procs.append(self.app)
-        wait_until(lambda: can_connect_unix(self.paths["sock"]),
-                   "hello-app on " + self.paths["sock"],
-                   alive=self.app.exited)
+        """The hello-app, once per socket the example names."""
+        self.apps = []
+        for k in self.socks:
+            sock = self.paths[k]
+            app = Proc("hello-app " + k, [PYTHON, APP, "--socket", sock],
+                       os.path.join(self.dir, k + "-app.log"))
+            self.procs.append(app)
+            self.apps.append(app)
+            wait_until(lambda: can_connect_unix(sock),
+                       "hello-app on " + sock, alive=app.exited)
 
     def stop_app(self):
-        self.app.stop()
-        check(not os.path.exists(self.paths["sock"]),
-              "hello-app left its socket behind")
+        for app in self.apps:
+            app.stop()
+        for k in self.socks:
+            check(not os.path.exists(self.paths[k]),
+                  "hello-app left its socket behind")
 
     def start_daemon(self):
         confdir = os.path.join(self.dir, "conf-" + self.name)

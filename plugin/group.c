@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Several backends behind one mount: "backend" (pmo or pvo) may list
+ * origins separated by commas.  Each member is an ordinary backend of the
+ * vhost (udsp_backend_lookup(): its own pool, max-conns, held list and
+ * status entry); a member listed by two mounts is the same backend.  The
+ * group only chooses among them:
+ *
+ *  - a request goes to the member with the fewest outstanding requests
+ *    (busy connections, connects under way, requests queued for max-conns
+ *    or held), ties going round-robin;
+ *  - a member that failed to connect (bconn.c's health(), which also sets
+ *    down_until) or answered garbage is skipped until down-ms has passed;
+ *    the first request after that tries it again, and its connect or its
+ *    answer decides;
+ *  - a request whose connect failed moves to another member that is not
+ *    down, when nothing of it reached a backend (hold.c's rule);
+ *  - when every member is down, requests still go to one of them, so that
+ *    hold-ms holds them and the 503 comes only after the hold.  A held
+ *    request's retries go round the members, and a later connect failure
+ *    (a TCP member's refusal) is held too, which a single TCP backend's
+ *    is not.
+ *
+ * Interface: udsp_group_lookup() at config and request start,
+ * udsp_group_pick() for a new request, udsp_group_bad_answer() and
+ * udsp_group_good_answer() on a response head (relay.c),
+ * udsp_group_failover() where a
+ * connect failed at once and udsp_group_connect_failed() where it failed
+ * later (bconn.c), udsp_group_rehold() before a held request's next try
+ * (hold.c).  A single origin is a group of one, which picks its
+ * member whatever its state, as before groups existed.
+ */
+#include "private.h"
+#include "strlist.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct udsp_group {
+	struct udsp_group	*next;		/* vhd->groups */
+	char			*spec;		/* owned: as configured */
+	unsigned int		n;
+	unsigned int		rr;		/* next member for a tie */
+	struct udsp_backend	*m[];		/* borrowed: vhd->backends */
+};
+
+struct udsp_group *
+udsp_group_lookup(struct udsp_vhd *vhd, const char *spec)
+{
+	const char *cur = spec, *it;
+	struct udsp_group *g;
+	unsigned int n = 0;
+	char one[1024];
+	size_t len;
+
+	for (g = vhd->groups; g; g = g->next)
+		if (!strcmp(g->spec, spec))
+			return g;
+
+	while (udsp_list_next(&cur, &len))
+		n++;
+	if (!n)
+		n = 1;	/* "": one member, which is bad (logged once) */
+	g = calloc(1, sizeof(*g) + n * sizeof(g->m[0]));
+	if (!g)
+		return NULL;
+	g->spec = strdup(spec);
+	if (!g->spec) {
+		free(g);
+		return NULL;
+	}
+
+	cur = spec;
+	while ((it = udsp_list_next(&cur, &len)) && g->n < n) {
+		lws_snprintf(one, sizeof(one), "%.*s", (int)len, it);
+		g->m[g->n] = udsp_backend_lookup(vhd, one);
+		if (!g->m[g->n])
+			goto oom;
+		g->n++;
+	}
+	if (!g->n) {
+		g->m[0] = udsp_backend_lookup(vhd, spec);
+		if (!g->m[0])
+			goto oom;
+		g->n = 1;
+	}
+
+	g->next = vhd->groups;
+	vhd->groups = g;
+
+	return g;
+
+oom:
+	free(g->spec);
+	free(g);
+	return NULL;
+}
+
+void
+udsp_group_destroy(struct udsp_vhd *vhd)
+{
+	struct udsp_group *g, *next;
+
+	for (g = vhd->groups; g; g = next) {
+		next = g->next;
+		free(g->spec);
+		free(g);
+	}
+	vhd->groups = NULL;
+}
+
+static unsigned int
+load(const struct udsp_backend *be)
+{
+	return be->nconns - be->idle.count + be->waiting.count +
+	       be->held.count;
+}
+
+static int
+usable(const struct udsp_backend *be, lws_usec_t now)
+{
+	return !be->bad && (!be->down || now >= be->down_until);
+}
+
+/*
+ * The usable member with the least load other than not, ties from g->rr
+ * on; NULL if there is none.
+ */
+static struct udsp_backend *
+choose(struct udsp_group *g, const struct udsp_backend *not)
+{
+	lws_usec_t now = lws_now_usecs();
+	struct udsp_backend *best = NULL, *be;
+	unsigned int i, k, bi = 0, bl = 0, l;
+
+	for (k = 0; k < g->n; k++) {
+		i = (g->rr + k) % g->n;
+		be = g->m[i];
+		if (be == not || !usable(be, now))
+			continue;
+		l = load(be);
+		if (!best || l < bl) {
+			best = be;
+			bl = l;
+			bi = i;
+		}
+	}
+	if (best)
+		g->rr = (bi + 1) % g->n;
+
+	return best;
+}
+
+/* The next member after cur that is not bad, round the list */
+static struct udsp_backend *
+next_after(struct udsp_group *g, const struct udsp_backend *cur)
+{
+	unsigned int i, k;
+
+	for (i = 0; i < g->n && g->m[i] != cur; i++)
+		;
+	for (k = 1; k <= g->n; k++)
+		if (!g->m[(i + k) % g->n]->bad)
+			return g->m[(i + k) % g->n];
+
+	return g->m[0];
+}
+
+struct udsp_backend *
+udsp_group_pick(struct udsp_group *g)
+{
+	struct udsp_backend *be;
+
+	if (!g)
+		return NULL;
+	if (g->n == 1)
+		return g->m[0];
+	be = choose(g, NULL);
+	if (be)
+		return be;
+	/* all down: one of them all the same, in turn (see the top) */
+	be = g->m[g->rr % g->n];
+	g->rr = (g->rr + 1) % g->n;
+	if (be->bad)
+		be = next_after(g, be);
+
+	return be;
+}
+
+/* The request is counted on the member that gets it (status.c) */
+static void
+move(struct udsp_relay *r, struct udsp_backend *be)
+{
+	if (be == r->be)
+		return;
+	if (r->be->st.requests)
+		r->be->st.requests--;
+	udsp_stats_request(be);
+	r->be = be;
+}
+
+/* Nothing of r reached a backend: hold.c's rule */
+static int
+movable(const struct udsp_relay *r)
+{
+	return r->grp && r->grp->n > 1 && !r->reqhead_sent && !r->body_sent &&
+	       !r->res_started && r->state < UDSP_RS_DONE && r->cwsi;
+}
+
+int
+udsp_group_failover(struct udsp_relay *r)
+{
+	struct udsp_backend *be;
+
+	/*
+	 * Each member once at most: with down-ms 0 a member that just
+	 * failed is usable again at once, and the connect that fails at
+	 * once calls this again from within udsp_bconn_get().
+	 */
+	if (!movable(r) || r->moves >= r->grp->n - 1)
+		return 0;
+	be = choose(r->grp, r->be);
+	if (!be)
+		return 0;
+	udsp_info(r, "backend %s failed, trying %s", r->be->spec, be->spec);
+	move(r, be);
+	r->moves++;
+
+	return 1;
+}
+
+/*
+ * A connect of r failed after the fact (TCP refusal, connect error, TLS):
+ * another member that is up, else, with every member down, a hold as for
+ * a unix socket's refusal (nothing of r was sent, so waiting is safe
+ * whatever the reason).  1: r is taken care of.
+ */
+int
+udsp_group_connect_failed(struct udsp_relay *r)
+{
+	if (udsp_group_failover(r)) {
+		udsp_bconn_get(r);
+		return 1;
+	}
+
+	return movable(r) && udsp_hold_try(r, ECONNREFUSED);
+}
+
+/*
+ * r's member answered what is not HTTP: in a group it is passed over for
+ * down-ms as after a failed connect (a single backend has nowhere else to
+ * send requests, so nothing changes for it).  Not counted as a connect
+ * failure in the metrics.
+ */
+void
+udsp_group_bad_answer(struct udsp_relay *r)
+{
+	struct udsp_backend *be = r->be;
+
+	if (!r->grp || r->grp->n < 2)
+		return;
+	if (!be->down)
+		lwsl_warn("%s: backend %s answered garbage: skipped for %u ms\n",
+			  UDSP_PROTOCOL_NAME, be->spec, r->vhd->conf.down_ms);
+	be->down = 1;
+	be->down_until = lws_now_usecs() +
+			 (lws_usec_t)r->vhd->conf.down_ms * LWS_US_PER_MS;
+}
+
+/* ...and a good head from it (maybe on a pooled connection) ends that */
+void
+udsp_group_good_answer(struct udsp_relay *r)
+{
+	struct udsp_backend *be = r->be;
+
+	if (!be->down || !r->grp || r->grp->n < 2)
+		return;
+	lwsl_notice("%s: backend %s is reachable again\n", UDSP_PROTOCOL_NAME,
+		    be->spec);
+	be->down = 0;
+	be->hold_said = 0;
+}
+
+void
+udsp_group_rehold(struct udsp_relay *r)
+{
+	struct udsp_backend *be;
+
+	if (!movable(r))
+		return;
+	be = choose(r->grp, NULL);
+	move(r, be ? be : next_after(r->grp, r->be));
+}
