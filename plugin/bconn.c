@@ -352,6 +352,28 @@ pool_sweep(lws_sorted_usec_list_t *sul)
 }
 
 /*
+ * A RAW client connection to be (TLS, if any, is ours on memory BIOs:
+ * docs/lws-notes.md N3), whose events reach bc through the opaque pointer.
+ */
+static void
+connect_info(struct lws_client_connect_info *i, struct udsp_vhd *vhd,
+	     struct udsp_backend *be, struct udsp_bconn *bc)
+{
+	memset(i, 0, sizeof(*i));
+	i->context = vhd->cx;
+	i->vhost = vhd->vh;
+	i->address = be->o.address;
+	i->port = be->o.port;
+	i->host = be->o.host[0] ? be->o.host : "localhost";
+	i->origin = i->host;
+	i->path = "/";
+	i->method = "RAW";
+	i->local_protocol_name = UDSP_PROTOCOL_NAME;
+	i->opaque_user_data = bc;
+	i->pwsi = &bc->wsi;
+}
+
+/*
  * Give the relay a connection: an idle pooled one if there is one (and
  * this is not the retry after a pooled one failed), else a new one.
  * Returns 0, or -1 after failing the relay (503).
@@ -402,18 +424,7 @@ udsp_bconn_get(struct udsp_relay *r)
 	be->nconns++;
 	bind_relay(r, bc);
 
-	memset(&i, 0, sizeof(i));
-	i.context = r->vhd->cx;
-	i.vhost = r->vhd->vh;
-	i.address = be->o.address;
-	i.port = be->o.port;
-	i.host = be->o.host[0] ? be->o.host : "localhost";
-	i.origin = i.host;
-	i.path = "/";
-	i.method = "RAW";
-	i.local_protocol_name = UDSP_PROTOCOL_NAME;
-	i.opaque_user_data = bc;
-	i.pwsi = &bc->wsi;
+	connect_info(&i, r->vhd, be, bc);
 
 	errno = 0;
 	w = lws_client_connect_via_info(&i);
@@ -486,18 +497,7 @@ udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
 	bc->tailfd = -1;
 	be->nconns++;
 
-	memset(&i, 0, sizeof(i));
-	i.context = vhd->cx;
-	i.vhost = vhd->vh;
-	i.address = be->o.address;
-	i.port = be->o.port;
-	i.host = be->o.host[0] ? be->o.host : "localhost";
-	i.origin = i.host;
-	i.path = "/";
-	i.method = "RAW";
-	i.local_protocol_name = UDSP_PROTOCOL_NAME;
-	i.opaque_user_data = bc;
-	i.pwsi = &bc->wsi;
+	connect_info(&i, vhd, be, bc);
 
 	errno = 0;
 	if (!lws_client_connect_via_info(&i)) {
