@@ -368,7 +368,10 @@ class Backend:
         if not os.path.exists(self.reqlog):
             return []
         with open(self.reqlog) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            # a line the backend is still writing has no newline yet:
+            # polling callers (wait_until) see it complete next time
+            return [json.loads(line) for line in f
+                    if line.strip() and line.endswith("\n")]
 
 
 class Resp:
