@@ -326,6 +326,18 @@ pool_sweep_at(struct udsp_backend *be, lws_usec_t since)
 			 at > now ? at - now : 1);
 }
 
+/* Take an idle pooled connection out of the pool and close it. */
+static void
+pool_close(struct udsp_bconn *bc)
+{
+	lws_dll2_remove(&bc->list);
+	bc->dead = 1;
+	if (bc->wsi)
+		/* RAW_CLOSE follows and frees bc */
+		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
+				LWS_TO_KILL_ASYNC);
+}
+
 static void
 pool_sweep(lws_sorted_usec_list_t *sul)
 {
@@ -341,13 +353,7 @@ pool_sweep(lws_sorted_usec_list_t *sul)
 			pool_sweep_at(be, bc->idle_since);
 			return;
 		}
-		lws_dll2_remove(&bc->list);
-		bc->dead = 1;
-		if (bc->wsi)
-			/* RAW_CLOSE follows and frees bc */
-			lws_set_timeout(bc->wsi,
-					PENDING_TIMEOUT_KILLED_BY_PARENT,
-					LWS_TO_KILL_ASYNC);
+		pool_close(bc);
 	}
 }
 
@@ -821,13 +827,7 @@ udsp_pool_drain(struct udsp_vhd *vhd)
 		while (be->idle.head) {
 			bc = lws_container_of(be->idle.head, struct udsp_bconn,
 					      list);
-			lws_dll2_remove(&bc->list);
-			bc->dead = 1;
-			if (bc->wsi)
-				/* RAW_CLOSE follows and frees bc */
-				lws_set_timeout(bc->wsi,
-					PENDING_TIMEOUT_KILLED_BY_PARENT,
-					LWS_TO_KILL_ASYNC);
+			pool_close(bc);
 		}
 	}
 }
