@@ -935,6 +935,25 @@ def _curl_bg(env, proto, path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _held_until_back(env, proto, path, backend, name):
+    """GET path while backend is away: it must be held (the daemon says
+    so), then answered 200 once backend is started again."""
+    held = _curl_bg(env, proto, path)
+    try:
+        wait_until(lambda: _log_has(env, "holding requests"),
+                   "the request to be held",
+                   alive=lambda: held.poll() is not None and
+                   "the held request ended")
+        backend.start()
+        out, err = held.communicate(timeout=30)
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.wait()
+    eq(out.decode(), "200", "held request once %s is back (%s)" % (
+        name, err.decode()[-200:]))
+
+
 @case("hold-max", backends=(("main", "unix"), ("r", "unix")),
       mounts=_hold_mounts, pvo={"hold-max": "1"})
 def t_hold_max(env, proto):
@@ -973,20 +992,7 @@ def t_hold_refused(env, proto):
     b = env.backends["r"]
     env.get_ok(proto, "/rh/echo?before")
     b.kill(signal.SIGKILL)
-    held = _curl_bg(env, proto, "/rh/echo?held")
-    try:
-        wait_until(lambda: _log_has(env, "holding requests"),
-                   "the request to be held",
-                   alive=lambda: held.poll() is not None and
-                   "the held request ended")
-        b.start()
-        out, err = held.communicate(timeout=30)
-    finally:
-        if held.poll() is None:
-            held.kill()
-            held.wait()
-    eq(out.decode(), "200", "held request once the backend is back (%s)" %
-       err.decode()[-200:])
+    _held_until_back(env, proto, "/rh/echo?held", b, "the backend")
 
 
 for _kind in ("unix", "abstract"):
@@ -3252,20 +3258,7 @@ def t_multi_all_down(env, proto):
     for i in range(3):
         r = env.curl(proto, "/m/echo?down%d" % i)
         eq((r.rc, r.status), (0, 503), "both backends down")
-    held = _curl_bg(env, proto, "/mh/echo?held")
-    try:
-        wait_until(lambda: _log_has(env, "holding requests"),
-                   "the request to be held",
-                   alive=lambda: held.poll() is not None and
-                   "the held request ended")
-        b.start()
-        out, err = held.communicate(timeout=30)
-    finally:
-        if held.poll() is None:
-            held.kill()
-            held.wait()
-    eq(out.decode(), "200", "held request once b is back (%s)" %
-       err.decode()[-200:])
+    _held_until_back(env, proto, "/mh/echo?held", b, "b")
     check(any("held" in q.get("target", "") for q in b.requests()),
           "b did not answer the held request")
 
