@@ -3334,7 +3334,10 @@ def _blackhole_mounts(env):
         {"mountpoint": "/bhhold", "origin": "callback://lws-uds-proxy",
          "pmo": [{"backend": down}, {"hold-ms": "700"}]},
         {"mountpoint": "/status", "origin": "callback://lws-uds-proxy",
-         "pmo": [{"status": "json"}]}]
+         "pmo": [{"status": "json"}]}] + ([
+        {"mountpoint": "/bhb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": tcp + ", " + env.backends["b"].origin("/")},
+                 {"hold-ms": "10000"}]}] if "b" in env.backends else [])
 
 
 @case("multi-blackhole-load", timeout=180,
@@ -3424,3 +3427,20 @@ def t_multi_ws_failover(env, proto):
         check(_log_has(env, "backend %s unreachable" % spec),
               "%s was never tried" % spec)
     check(_log_has(env, "connect timed out"), "no member timed out")
+
+
+@case("multi-blackhole-hold", mounts=_blackhole_mounts,
+      backends=(("main", "unix"), ("a", "unix"), ("b", "unix")),
+      pvo={"connect-timeout-ms": "300", "down-ms": "400"})
+def t_multi_blackhole_hold(env, proto):
+    """A blackholed TCP member and a unix member that is away (killed: its
+    socket refuses), with hold-ms: the first request of the list goes to
+    the blackhole (round-robin starts there), times out, moves to b, is
+    refused, and with both down is held, not answered 503; it gets its
+    200 from b once b is back."""
+    b = env.backends["b"]
+    b.kill(signal.SIGKILL)
+    _held_until_back(env, proto, "/bhb/echo?held", b, "b")
+    check(_log_has(env, "connect timed out"), "the blackhole was not tried")
+    check(any("held" in q.get("target", "") for q in b.requests()),
+          "b did not answer the held request")
