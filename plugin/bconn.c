@@ -556,9 +556,30 @@ udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 		bconn_free(bc);
 }
 
+/*
+ * issue 15: a unix connect that found the listener's backlog full (EAGAIN)
+ * is taken by lws as under way, and then as done when the socket polls
+ * writable with SO_ERROR 0; under libuv (lwsws) that comes though the
+ * socket never connected (docs/lws-notes.md N44).  Ask the socket.
+ */
+static int
+unix_not_connected(struct lws *wsi, const struct udsp_bconn *bc)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	return bc->be->o.kind == UDSP_ORIGIN_UNIX &&
+	       getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss,
+			   &sl) && errno == ENOTCONN;
+}
+
 static int
 on_connected(struct lws *wsi, struct udsp_bconn *bc)
 {
+	/* a failed connect: its close marks the backend down (N44) */
+	if (unix_not_connected(wsi, bc))
+		return -1;
+
 	bc->wsi = wsi;
 	bc->connected = 1;
 
@@ -760,7 +781,8 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			lws_dll2_remove(&bc->list);
 		if (!bc->connected)
 			health(bc->be, 0, reason ==
-			       LWS_CALLBACK_CLIENT_CONNECTION_ERROR && in ?
+			       LWS_CALLBACK_CLIENT_CONNECTION_ERROR && in &&
+			       *(const char *)in ?
 			       (const char *)in : "connect failed");
 
 		if (reason == LWS_CALLBACK_RAW_CLOSE && (bc->r || bc->ws) &&

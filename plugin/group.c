@@ -21,14 +21,25 @@
  *    (a TCP member's refusal) is held too, which a single TCP backend's
  *    is not.
  *
+ *  - a connect that times out (connect-timeout-ms: a blackholed address,
+ *    a TLS handshake that never ends) is a failure of the member as a
+ *    refusal is: marked down, and the request moves on or is held;
+ *  - a WebSocket moves on the same way while nothing of it was sent (its
+ *    upgrade head goes only once the connection is up).
+ *
  * Interface: udsp_group_lookup() at config and request start,
  * udsp_group_pick() for a new request, udsp_group_bad_answer() and
  * udsp_group_good_answer() on a response head (relay.c),
  * udsp_group_failover() where a
  * connect failed at once and udsp_group_connect_failed() where it failed
- * later (bconn.c), udsp_group_rehold() before a held request's next try
- * (hold.c).  A single origin is a group of one, which picks its
- * member whatever its state, as before groups existed.
+ * later (bconn.c), udsp_group_connect_timeout() where it timed out
+ * (relay.c's timer), udsp_group_rehold() before a held request's next try
+ * (hold.c), udsp_group_ws_open() for a WebSocket's connection and each
+ * retry of it (ws_relay.c).  A single origin is a group of one, which
+ * picks its member whatever its state, as before groups existed.
+ *
+ * A request that moves keeps the head built for its first member: the
+ * members of a list are expected to serve the same paths.
  */
 #include "private.h"
 #include "strlist.h"
@@ -239,11 +250,95 @@ int
 udsp_group_connect_failed(struct udsp_relay *r)
 {
 	if (udsp_group_failover(r)) {
-		udsp_bconn_get(r);
+		/* the next member has its own connect-timeout-ms */
+		udsp_relay_reconnect(r);
 		return 1;
 	}
 
 	return movable(r) && udsp_hold_try(r, ECONNREFUSED);
+}
+
+/*
+ * be did not connect in time: skipped for down-ms, as after a refusal.
+ * The connection given up on is counted in connect_failures when its
+ * close comes (bconn.c's health(), for one never established); one that
+ * was up but never finished its TLS handshake is counted here.
+ */
+static void
+timed_out(struct udsp_vhd *vhd, struct udsp_backend *be, int counted)
+{
+	if (!counted)
+		udsp_stats_connect_fail(be);
+	if (!be->down)
+		lwsl_warn("%s: backend %s unreachable: connect timed out "
+			  "(%u ms)\n", UDSP_PROTOCOL_NAME, be->spec,
+			  vhd->conf.connect_ms);
+	be->down = 1;
+	be->down_until = lws_now_usecs() +
+			 (lws_usec_t)vhd->conf.down_ms * LWS_US_PER_MS;
+}
+
+/*
+ * relay.c's connect timer ran out on r: in a group, its member is down
+ * and r goes on as after a refusal (another member that is up, else the
+ * hold, if any).  A request queued for max-conns has no connection of
+ * its own yet and is not its member's failure: its 503 as before; so is
+ * a single backend's.  1: r is taken care of.
+ */
+int
+udsp_group_connect_timeout(struct udsp_relay *r)
+{
+	struct udsp_bconn *bc = r->bc;
+
+	if (!bc || !movable(r))
+		return 0;
+	timed_out(r->vhd, r->be, !bc->connected);
+	udsp_bconn_release(bc, 0);	/* unbinds r; closes it */
+	udsp_info(r, "backend %s: connect timed out", r->be->spec);
+
+	return udsp_group_connect_failed(r);
+}
+
+/*
+ * A WebSocket's backend connection: to *be, or, when that cannot be had,
+ * to the next member that is up, each at most once (*moves counts them
+ * for the ws).  failed: the connection to *be already failed (1), or
+ * timed out (2), so the next member comes first.  Returns NULL with why
+ * filled when no member is left.  Nothing of the ws went anywhere yet:
+ * its head is written once the connection is up (ws_relay.c).
+ */
+struct udsp_bconn *
+udsp_group_ws_open(struct udsp_ws *ws, struct udsp_vhd *vhd,
+		   struct udsp_group *g, struct udsp_backend **be,
+		   unsigned int *moves, int failed, char *why, size_t whylen)
+{
+	struct udsp_backend *next;
+	struct udsp_bconn *bc;
+
+	if (failed == 2)
+		timed_out(vhd, *be, 1);
+	if (!failed) {
+		bc = udsp_bconn_open_ws(ws, vhd, *be, why, whylen);
+		if (bc)
+			return bc;
+	} else
+		lws_snprintf(why, whylen, "%s", failed == 2 ?
+			     "connect timed out" : "connect failed");
+
+	while (g && g->n > 1 && *moves < g->n - 1) {
+		next = choose(g, *be);
+		if (!next)
+			break;
+		lwsl_info("%s: ws: backend %s: %s, trying %s\n", __func__,
+			  (*be)->spec, why, next->spec);
+		*be = next;
+		(*moves)++;
+		bc = udsp_bconn_open_ws(ws, vhd, *be, why, whylen);
+		if (bc)
+			return bc;
+	}
+
+	return NULL;
 }
 
 /*

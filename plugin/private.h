@@ -407,6 +407,14 @@ udsp_group_failover(struct udsp_relay *r);
 /* ...failed later (bconn_ended()): 1 if r moved on or is held */
 int
 udsp_group_connect_failed(struct udsp_relay *r);
+/* relay.c's connect timer ran out: 1 if r moved on or is held */
+int
+udsp_group_connect_timeout(struct udsp_relay *r);
+/* a WebSocket's connection, moving on from members that fail */
+struct udsp_bconn *
+udsp_group_ws_open(struct udsp_ws *ws, struct udsp_vhd *vhd,
+		   struct udsp_group *g, struct udsp_backend **be,
+		   unsigned int *moves, int failed, char *why, size_t whylen);
 /* r's backend answered garbage / a good head */
 void
 udsp_group_bad_answer(struct udsp_relay *r);

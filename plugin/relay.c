@@ -176,6 +176,12 @@ sul_cb(lws_sorted_usec_list_t *sul)
 
 	switch (r->state) {
 	case UDSP_RS_CONNECTING:
+		/*
+		 * issue 15: in a backend list the member is down and the
+		 * request moves on or is held (group.c)
+		 */
+		if (udsp_group_connect_timeout(r))
+			break;
 		udsp_relay_fail(r, UDSP_E_CONNECT, "connect timeout");
 		break;
 	case UDSP_RS_SEND:

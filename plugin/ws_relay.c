@@ -33,6 +33,8 @@ struct udsp_ws {
 	struct lws		*cwsi;	/* client; NULL once lws closed it */
 	struct udsp_vhd		*vhd;	/* borrowed */
 	struct udsp_backend	*be;	/* borrowed: vhd lifetime */
+	struct udsp_group	*grp;	/* borrowed: be is one of it */
+	unsigned int		moves;	/* group.c: members tried after be */
 	struct udsp_bconn	*bc;	/* NULL once closed */
 	lws_sorted_usec_list_t	sul;	/* connect, 101, close, idle */
 	lws_usec_t		deadline;
@@ -503,10 +505,39 @@ udsp_ws_backend_rx(struct udsp_ws *ws, const uint8_t *in, size_t len)
 	return on_frames(ws, (uint8_t *)in, len);
 }
 
+/*
+ * issue 15: the backend connection failed (1) or timed out (2) before
+ * anything of the ws was sent (its head goes once it is up): another
+ * member of the mount's backend list, if one is up (group.c).  1: that
+ * connect is under way.
+ */
+static int
+move_on(struct udsp_ws *ws, int failed)
+{
+	char why[128];
+
+	if (ws->state != WS_CONNECTING || !ws->cwsi || !ws->be)
+		return 0;
+	if (ws->bc) {
+		ws->bc->ws = NULL;
+		udsp_bconn_release(ws->bc, 0);
+		ws->bc = NULL;
+	}
+	ws->bc = udsp_group_ws_open(ws, ws->vhd, ws->grp, &ws->be, &ws->moves,
+				    failed, why, sizeof(why));
+	if (!ws->bc)
+		return 0;
+	arm(ws, ws->vhd->conf.connect_ms);
+
+	return 1;
+}
+
 void
 udsp_ws_backend_closed(struct udsp_ws *ws, int connected)
 {
 	ws->bc = NULL;
+	if (!connected && move_on(ws, 1))
+		return;
 	switch (ws->state) {
 	case WS_CONNECTING:
 	case WS_HANDSHAKE:
@@ -541,6 +572,8 @@ sul_cb(lws_sorted_usec_list_t *sul)
 		return;
 	}
 	ws->deadline = 0;
+	if (move_on(ws, 2))
+		return;
 	switch (ws->state) {
 	case WS_CONNECTING:
 	case WS_HANDSHAKE:
@@ -648,7 +681,8 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 {
 	const struct lws_protocol_vhost_options *pmo = pss->pmo;
 	const char *s, *rem, *bound = lws_get_protocol(wsi)->name;
-	struct udsp_backend *be = udsp_group_pick(vhd->def);
+	struct udsp_group *g = vhd->def;
+	struct udsp_backend *be;
 	char key[32], peer[48], why[128];
 	struct udsp_ws *ws;
 	enum udsp_err e;
@@ -684,7 +718,8 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 
 	s = pmo_get(pmo, "backend");
 	if (s)
-		be = udsp_group_pick(udsp_group_lookup(vhd, s));
+		g = udsp_group_lookup(vhd, s);
+	be = udsp_group_pick(g);
 	s = pmo_get(pmo, "ws-max-message-kb");
 	if (s)
 		kb = strtoul(s, NULL, 10);
@@ -710,6 +745,7 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 		return 0;
 	}
 	ws->be = be;
+	ws->grp = g;
 
 	/* the subprotocol lws named in its 101, if the client offered any */
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) && bound) {
@@ -754,16 +790,18 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 	lws_rx_flow_control(wsi, 0);
 	ws->client_paused = 1;
 
-	ws->bc = udsp_bconn_open_ws(ws, vhd, be, why, sizeof(why));
+	/* a member that fails at once is passed over (group.c) */
+	ws->bc = udsp_group_ws_open(ws, vhd, g, &ws->be, &ws->moves, 0, why,
+				    sizeof(why));
 	if (!ws->bc) {
 		/* the 101 is out already (lws sent it): close "bad gateway" */
-		ws_info(ws, "backend %s: %s", be->spec, why);
+		ws_info(ws, "backend %s: %s", ws->be->spec, why);
 		ws->state = WS_DONE;
 		client_close(ws, 1014, "backend unavailable");
 		return 0;
 	}
 	arm(ws, vhd->conf.connect_ms);
-	ws_info(ws, "to %s, %d-byte head", be->spec, (int)ws->reqhead_len);
+	ws_info(ws, "to %s, %d-byte head", ws->be->spec, (int)ws->reqhead_len);
 
 	return 0;
 }

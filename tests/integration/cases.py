@@ -3283,3 +3283,164 @@ def t_multi_garbage(env, proto):
 # must still try each member once, not go round them for ever
 case("multi-all-down-0", backends=MULTI["backends"], mounts=_multi_mounts,
      pvo={"down-ms": "0"})(t_multi_all_down)
+
+
+# -- multi-backend failover (issue 15 item 2) ------------------------------
+
+import errno
+
+from harness import free_port
+
+
+def _blackholes(env):
+    """Two members that never answer a connect, made without privileges:
+    a TCP listener and a unix socket listener, each with backlog 0 and its
+    one queue slot taken by a connection nobody accepts.  The kernel then
+    drops further SYNs (the connect stays in SYN_SENT, as toward a
+    firewalled address), and a unix connect gets EAGAIN.  They live as
+    long as the case (env.bound_socks)."""
+    tl = socket.socket()
+    tl.bind(("127.0.0.1", 0))
+    tl.listen(0)
+    port = tl.getsockname()[1]
+    tf = socket.create_connection(("127.0.0.1", port), timeout=10)
+    path = os.path.join(env.dir, "blackhole.sock")
+    ul = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ul.bind(path)
+    ul.listen(0)
+    uf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    uf.connect(path)
+    env.bound_socks += [tl, tf, ul, uf]
+    # the unix one is full now: a non-blocking connect says so
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    eq(probe.connect_ex(path), errno.EAGAIN, "connect to the full backlog")
+    probe.close()
+    return "http://127.0.0.1:%d/" % port, "http://+%s:/" % path
+
+
+def _blackhole_mounts(env):
+    """/bh: the two blackholes and backend "a"; /bhdown: the blackholes
+    only; /bhhold: the same with hold-ms."""
+    tcp, unix = _blackholes(env)
+    env.blackholes = (tcp, unix)
+    g = ", ".join((tcp, unix, env.backends["a"].origin("/")))
+    down = tcp + ", " + unix
+    return env.standard_mounts() + [
+        {"mountpoint": "/bh", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": g}]},
+        {"mountpoint": "/bhdown", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": down}]},
+        {"mountpoint": "/bhhold", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": down}, {"hold-ms": "700"}]},
+        {"mountpoint": "/status", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"status": "json"}]}] + ([
+        {"mountpoint": "/bhb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": tcp + ", " + env.backends["b"].origin("/")},
+                 {"hold-ms": "10000"}]}] if "b" in env.backends else [])
+
+
+@case("multi-blackhole-load", timeout=180,
+      backends=(("main", "unix"), ("a", "unix")), mounts=_blackhole_mounts,
+      pvo={"connect-timeout-ms": "300", "down-ms": "400"})
+def t_multi_blackhole(env, proto):
+    """Two of three members never answer a connect (a TCP address whose
+    SYNs are dropped, a unix socket whose backlog is full): under h2load
+    every request is answered 200 by the third, those that tried a
+    blackhole after connect-timeout-ms; each blackhole is tried again
+    after down-ms.  With only the blackholes, 503 (after the hold, with
+    hold-ms)."""
+    a = env.backends["a"]
+    n = 3000
+    ok = _h2load_ok(_h2load(env, proto, "/bh/echo", n))
+    eq(n - ok, 0, "failed requests with two blackholed members")
+    check(_log_has(env, "connect timed out"),
+          "no member was found timing out")
+    check(_log_has(env, "backend %s unreachable" % env.blackholes[1]),
+          "the unix blackhole was never found unreachable")
+    # the TCP blackhole is tried again after each down-ms, and each time
+    # the request moves on: more batches until it timed out 3 times
+    st = _status_json(env, proto)
+    bh = [b["backend"] for b in st["backends"]
+          if b["port"] == _port(env, proto) and
+          b["backend"].startswith("http://127.0.0.1:")]
+    eq(len(bh), 1, "the TCP blackhole in the status")
+    for i in range(50):
+        fails = _be(_status_json(env, proto), _port(env, proto),
+                    bh[0])["connect_failures"]
+        if fails >= 3:
+            break
+        eq(_h2load_ok(_h2load(env, proto, "/bh/echo?more", 200, c=2)),
+           200, "2xx answers with two blackholed members")
+        n += 200
+    else:
+        check(False, "the TCP blackhole was not tried 3 times")
+    print("%d requests, TCP blackhole timed out %d times" % (n, fails))
+    eq(len(a.requests()), n, "requests a served")
+    for path in ("/bhdown/echo", "/bhhold/echo"):
+        r = env.curl(proto, path)
+        eq((r.rc, r.status), (0, 503), path + ": every member down")
+
+
+def _ws_failover_mounts(env):
+    """/wsf: a refusing unix socket, a TCP port nobody listens on, a
+    blackholed TCP address and the WebSocket backend, in that order;
+    /wsdown: the three bad ones only."""
+    refusing = "http://+%s:/" % env.bound_not_listening("refusing")
+    closed = "http://127.0.0.1:%d/" % free_port()
+    tcp, unix = _blackholes(env)
+    env.ws_bad = (refusing, closed, tcp)
+    bad = ", ".join(env.ws_bad)
+    return env.standard_mounts() + [
+        {"mountpoint": "/wsf", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": bad + ", " + env.backends["ws"].origin("/")}]},
+        {"mountpoint": "/wsdown", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": bad}]}]
+
+
+@case("multi-ws-failover", backends=WS_BACKENDS, mounts=_ws_failover_mounts,
+      pvo={"connect-timeout-ms": "300", "down-ms": "60000"})
+def t_multi_ws_failover(env, proto):
+    """A WebSocket whose member refuses at once (unix), refuses later
+    (TCP) or never answers (blackhole) moves on before anything was
+    relayed, as an HTTP request does: the first goes round all three to
+    the working member, the later ones straight there (the others are
+    down); with only bad members the client gets its 1014 close."""
+    async def run():
+        for i in range(4):
+            async with ws_connect(env, proto, "/wsf/hello?%d" % i) as ws:
+                seen = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                eq(seen["path"], "/hello?%d" % i, "the upgrade's path")
+                await ws.send("hello %d" % i)
+                eq(await asyncio.wait_for(ws.recv(), 20), "hello %d" % i,
+                   "echo through the member that works")
+        async with ws_connect(env, proto, "/wsdown/x") as ws:
+            try:
+                got = await asyncio.wait_for(ws.recv(), 20)
+                check(False, "a message from no backend: %r", got)
+            except websockets.ConnectionClosed as e:
+                eq(e.rcvd.code if e.rcvd else None, 1014,
+                   "close code with every member down")
+
+    ws_run(run())
+    for spec in env.ws_bad:
+        check(_log_has(env, "backend %s unreachable" % spec),
+              "%s was never tried" % spec)
+    check(_log_has(env, "connect timed out"), "no member timed out")
+
+
+@case("multi-blackhole-hold", mounts=_blackhole_mounts,
+      backends=(("main", "unix"), ("a", "unix"), ("b", "unix")),
+      pvo={"connect-timeout-ms": "300", "down-ms": "400"})
+def t_multi_blackhole_hold(env, proto):
+    """A blackholed TCP member and a unix member that is away (killed: its
+    socket refuses), with hold-ms: the first request of the list goes to
+    the blackhole (round-robin starts there), times out, moves to b, is
+    refused, and with both down is held, not answered 503; it gets its
+    200 from b once b is back."""
+    b = env.backends["b"]
+    b.kill(signal.SIGKILL)
+    _held_until_back(env, proto, "/bhb/echo?held", b, "b")
+    check(_log_has(env, "connect timed out"), "the blackhole was not tried")
+    check(any("held" in q.get("target", "") for q in b.requests()),
+          "b did not answer the held request")
