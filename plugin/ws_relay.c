@@ -174,14 +174,42 @@ client_close(struct udsp_ws *ws, int code, const char *reason)
 }
 
 /*
+ * On h2 one lws_write() is one DATA frame, never split by lws (neither by
+ * the peer's max frame size nor by its window, docs/lws-notes.md N24), and
+ * a ws frame's head rides in the same DATA frame: a data record is sent as
+ * fragments of at most this much, each within the stream's allowance.
+ */
+#define WS_H2_HEAD_MAX	14
+#define WS_H2_PIECE	(16384 - WS_H2_HEAD_MAX)
+
+/* How much of a len-byte data record goes in this frame; 0: wait. */
+static size_t
+h2_piece(struct udsp_ws *ws, size_t len)
+{
+	lws_fileofs_t allow = lws_get_peer_write_allowance(ws->cwsi);
+	size_t n = len > WS_H2_PIECE ? WS_H2_PIECE : len;
+
+	if (allow >= 0 && (lws_fileofs_t)(n + WS_H2_HEAD_MAX) > allow) {
+		/* lws calls again on the peer's WINDOW_UPDATE */
+		if (allow <= WS_H2_HEAD_MAX)
+			return 0;
+		n = (size_t)allow - WS_H2_HEAD_MAX;
+	}
+
+	return n;
+}
+
+/*
  * lws_write() one frame per record.  On h1 several go per WRITEABLE while
- * the socket takes them; on h2 one, as lws wants for a stream.
+ * the socket takes them; on h2 one, as lws wants for a stream, and a data
+ * record longer than a frame leaves its rest as a continuation record.
  */
 static int
 client_writeable(struct udsp_ws *ws)
 {
 	uint8_t *p, h[REC_HDR];
 	uint32_t len;
+	size_t cut;
 	int wp, kind, n = 0;
 
 	while (udsp_buf_len(&ws->toc) >= REC_HDR + REC_GAP) {
@@ -195,8 +223,8 @@ client_writeable(struct udsp_ws *ws)
 		kind = h[4];
 		wp = h[5] | h[6] << 8;
 		p += REC_HDR + REC_GAP;
-		udsp_buf_consume(&ws->toc, REC_HDR + REC_GAP + len);
 		if (kind == K_CLOSE) {
+			udsp_buf_consume(&ws->toc, REC_HDR + REC_GAP + len);
 			/*
 			 * lws sends it and waits for the client's answer,
 			 * which it must be let read: a client still paused
@@ -214,9 +242,27 @@ client_writeable(struct udsp_ws *ws)
 					 len > 2 ? len - 2 : 0);
 			return -1;
 		}
-		if (lws_write(ws->cwsi, p, len,
-			      (enum lws_write_protocol)wp) < (int)len)
+		cut = len;
+		if (ws->h2 && (wp & 0xf) <= LWS_WRITE_CONTINUATION) {
+			cut = h2_piece(ws, len);
+			if (!cut && len)
+				break;
+		}
+		if (lws_write(ws->cwsi, p, cut, (enum lws_write_protocol)
+			      (cut < len ? wp | LWS_WRITE_NO_FIN : wp)) <
+								(int)cut)
 			return -1;
+		if (cut < len) {
+			/* the rest: a record where the sent bytes were */
+			udsp_buf_consume(&ws->toc, cut);
+			len -= (uint32_t)cut;
+			wp = LWS_WRITE_CONTINUATION | (wp & LWS_WRITE_NO_FIN);
+			memcpy(h, &len, 4);
+			h[5] = (uint8_t)wp;
+			h[6] = (uint8_t)(wp >> 8);
+			memcpy(udsp_buf_data(&ws->toc), h, REC_HDR);
+		} else
+			udsp_buf_consume(&ws->toc, REC_HDR + REC_GAP + len);
 		n++;
 	}
 
@@ -677,10 +723,13 @@ established(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss)
 	 * ws-idle-timeout-ms if the mount sets it.
 	 */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-	if (ws->h2)
-		/* lws would otherwise end the whole h2 connection after
-		 * keepalive-timeout without frames */
-		lws_http_mark_sse(wsi);
+	/*
+	 * An RFC 8441 stream is already immortal (lws marks it in
+	 * rops_check_upgrades_h2): the h2 connection under it stays past
+	 * keepalive-timeout.  lws_http_mark_sse() would mark it a second
+	 * time and, worse, drop the header table the upgrade is built from
+	 * (docs/lws-notes.md N47).
+	 */
 
 	s = pmo_get(pmo, "backend");
 	if (s)

@@ -3283,3 +3283,182 @@ def t_multi_garbage(env, proto):
 # must still try each member once, not go round them for ever
 case("multi-all-down-0", backends=MULTI["backends"], mounts=_multi_mounts,
      pvo={"down-ms": "0"})(t_multi_all_down)
+
+
+# -- WebSocket over h2 (RFC 8441) and upgrades refused before the 101 ----
+#
+# A real RFC 8441 client: python3-h2 (Debian's 4.1.0 knows the setting and
+# ":protocol") sends the extended CONNECT; the ws frames inside DATA are
+# made and read here (RFC 6455 5.2, client frames masked).
+
+def _ws8441_frame(op, payload, fin=True):
+    mask = os.urandom(4)
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | op
+    if n < 126:
+        head = bytes([b0, 0x80 | n])
+    elif n < 65536:
+        head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(c ^ mask[i & 3] for i, c in
+                               enumerate(payload))
+
+
+def _ws8441_parse(buf):
+    """One unmasked server frame off buf: (fin, op, payload, rest) or
+    None when buf does not hold a whole one yet."""
+    if len(buf) < 2:
+        return None
+    check(not buf[1] & 0x80, "server frame is masked")
+    n, off = buf[1] & 0x7f, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, off = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, off = int.from_bytes(buf[2:10], "big"), 10
+    if len(buf) < off + n:
+        return None
+    return bool(buf[0] & 0x80), buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
+
+
+class Ws8441:
+    """One ws over an h2 stream of an H2Client (RFC 8441 extended
+    CONNECT)."""
+
+    def __init__(self, env, path, headers=()):
+        import h2.events
+        import h2.settings
+        self.h = H2Client(env.https_port)
+        # the server's first SETTINGS, seen as it is applied
+        got = []
+        rd = self.h.c.receive_data
+
+        def receive_data(d):
+            evs = rd(d)
+            got.extend(e for e in evs
+                       if isinstance(e, h2.events.RemoteSettingsChanged))
+            return evs
+        self.h.c.receive_data = receive_data
+        self.h.pump(lambda: got, timeout=10)
+        self.offered = self.h.c.remote_settings.get(
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL, 0)
+        self.sid = None
+        self.env, self.path, self.headers = env, path, headers
+        self.buf = b""
+
+    def open(self):
+        c = self.h
+        self.sid = c.c.get_next_available_stream_id()
+        hs = [(":method", "CONNECT"), (":protocol", "websocket"),
+              (":scheme", "https"),
+              (":authority", "127.0.0.1:%d" % self.env.https_port),
+              (":path", self.path), ("sec-websocket-version", "13")]
+        c.c.send_headers(self.sid, hs + list(self.headers),
+                         end_stream=False)
+        c.streams[self.sid] = {"headers": [], "data": b"", "ended": False,
+                               "reset": None, "trailers": []}
+        c.flush()
+        st = c.streams[self.sid]
+        c.pump(lambda: st["headers"] or st["ended"] or
+               st["reset"] is not None, timeout=20)
+        return h2_status(st)
+
+    def send(self, op, payload, fin=True):
+        # DATA frames as the window and frame size allow
+        self.h.send_bodies({self.sid: _ws8441_frame(op, payload, fin)},
+                           end=False)
+
+    def recv(self, timeout=20):
+        """(op, payload) of the next whole message (control frames
+        included, one each), or None when the stream ended first."""
+        st = self.h.streams[self.sid]
+        msg, mop = b"", None
+        while True:
+            def have():
+                return (_ws8441_parse(self.buf + st["data"]) is not None or
+                        st["ended"] or st["reset"] is not None)
+            self.h.pump(have, timeout=timeout)
+            self.buf += st["data"]
+            st["data"] = b""
+            f = _ws8441_parse(self.buf)
+            if f is None:
+                return None
+            fin, op, payload, self.buf = f
+            if op >= 8:
+                return op, payload
+            if op:
+                mop = op
+            msg += payload
+            if fin:
+                return mop, msg
+
+    def close(self):
+        try:
+            self.h.close()
+        except Exception:
+            pass
+
+
+import time  # noqa: E402
+
+from harness import H2Client  # noqa: E402
+
+
+@case("ws-h2", protos=("h2",), backends=WS_BACKENDS)
+def t_ws_h2(env, proto):
+    """RFC 8441: the server's SETTINGS offer ENABLE_CONNECT_PROTOCOL; an
+    extended CONNECT (":protocol websocket") on both mount forms gets 200,
+    reaches the backend as an h1 upgrade at the mapped path with the
+    query and Origin; text, binary, fragmented and 70000-byte messages go
+    both ways; the client's close code and reason reach the backend and
+    come back; a second ws on the same connection works after it.  A
+    quiet one outlives lws's timeout-secs and keepalive_timeout (1 s
+    here; the wait is the idleness under test)."""
+    env.start_daemon(mounts=ws_mounts(env), pvo={"idle-timeout-ms": "1000"},
+                     global_extra={"timeout-secs": "1"},
+                     vhost_extra={"keepalive_timeout": "1"})
+    for mount in WS_MOUNTS:
+        w = Ws8441(env, mount + "/hello?x=1",
+                   headers=[("origin", "https://example.test")])
+        try:
+            eq(w.offered, 1, "SETTINGS_ENABLE_CONNECT_PROTOCOL")
+            eq(w.open(), 200, mount + ": status of the extended CONNECT")
+            op, m = w.recv()
+            eq((op, m[:2]), (1, b"{\""), "hello is text: %r" % m)
+            seen = json.loads(m)
+            eq(seen["path"], "/hello?x=1", "path at the backend")
+            h = {k.lower(): v for k, v in seen["headers"]}
+            eq(h.get("origin"), "https://example.test", "Origin")
+            eq(h.get("x-forwarded-proto"), "https", "X-Forwarded-Proto")
+            if mount == WS_MOUNTS[0]:
+                time.sleep(2.5)
+            for op, m in ((1, "h\u00e9llo".encode()), (2, b"\x00\xff"),
+                          (1, b""), (2, bytes(range(256)) * 273)):
+                w.send(op, m)
+                eq(w.recv(), (op, m), "echo of %d bytes" % len(m))
+            w.send(1, b"ab", fin=False)
+            w.send(0, b"cd")
+            eq(w.recv(), (1, b"abcd"), "fragmented text")
+            w.send(9, b"p1")
+            eq(w.recv(), (10, b"p1"), "pong to the client's ping")
+            w.send(8, (4001).to_bytes(2, "big") + b"bye now")
+            eq(w.recv(), (8, (4001).to_bytes(2, "big") + b"bye now"),
+               "close echoed")
+            # another ws on the same h2 connection (another :path: see
+            # the README's Limits for lws 4.1.6 and a repeated one)
+            w.path = mount + "/echo"
+            eq(w.open(), 200, mount + ": second extended CONNECT")
+            w.send(2, b"again")
+            eq(w.recv(), (2, b"again"), "echo on the second stream")
+            w.send(8, (1000).to_bytes(2, "big"))
+            eq(w.recv(), (8, (1000).to_bytes(2, "big")), "second close")
+        finally:
+            w.close()
+    wait_until(lambda: len(ws_closes(env)) == 4, "backend saw the closes")
+    eq(sorted((r["closed"], r["reason"]) for r in ws_closes(env)),
+       [(1000, ""), (1000, ""), (4001, "bye now"), (4001, "bye now")],
+       "close codes and reasons at the backend")
