@@ -167,6 +167,28 @@ udsp_wsr_client_writeable(struct udsp_ws *ws)
 }
 
 /* A piece of a client message: re-framed and masked toward the backend. */
+/*
+ * The queue toward the backend is full to its limit.  On h1 the client
+ * was paused at the queue's size, so only a frame larger than the rest
+ * gets here: fail.  An h2 stream cannot be paused and lws re-opens its
+ * window as it reads (docs/lws-notes.md N18, N44), so a client sending
+ * faster than the backend reads gets here: end the ws with a close it
+ * can answer.  Failing the callback would reset the stream, and lws
+ * ends the whole connection (GOAWAY STREAM_CLOSED) at the client's next
+ * DATA on it.
+ */
+static int
+overflow(struct udsp_ws *ws)
+{
+	if (!ws->h2)
+		return -1;
+	ws_info(ws, "client sends faster than the backend reads");
+	udsp_wsr_client_close(ws, 1008, "faster than the backend reads");
+	udsp_wsr_backend_close(ws, 1001, NULL, 0);
+
+	return 0;
+}
+
 int
 udsp_wsr_client_rx(struct udsp_ws *ws, struct lws *wsi, const uint8_t *in,
 		   size_t len)
@@ -194,7 +216,7 @@ udsp_wsr_client_rx(struct udsp_ws *ws, struct lws *wsi, const uint8_t *in,
 	}
 	ws->cmsg_open = !fin;
 	if (udsp_wsr_backend_frame(ws, op, fin, in, len))
-		return -1;
+		return overflow(ws);
 	udsp_wsr_touch(ws);
 	if (udsp_buf_len(&ws->tob) >= ws->tob.want && !ws->client_paused) {
 		/* h1 only: lws 4.1.6 cannot pause an h2 stream */

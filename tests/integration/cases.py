@@ -3301,8 +3301,9 @@ def _ws8441_frame(op, payload, fin=True):
         head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
     else:
         head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
-    return head + mask + bytes(c ^ mask[i & 3] for i, c in
-                               enumerate(payload))
+    key = (mask * (n // 4 + 1))[:n]
+    return head + mask + (int.from_bytes(payload, "big") ^
+                          int.from_bytes(key, "big")).to_bytes(n, "big")
 
 
 def _ws8441_parse(buf):
@@ -3366,6 +3367,20 @@ class Ws8441:
         c.pump(lambda: st["headers"] or st["ended"] or
                st["reset"] is not None, timeout=20)
         return h2_status(st)
+
+    def poll(self):
+        """Has anything arrived on the stream (waiting 10 ms at most)?"""
+        st = self.h.streams[self.sid]
+
+        def any_():
+            return bool(st["data"] or self.buf) or st["ended"] or \
+                st["reset"] is not None
+        try:
+            self.h.pump(any_, timeout=0.01)
+        except Failure:
+            if self.h.closed:
+                raise
+        return any_()
 
     def send(self, op, payload, fin=True):
         # DATA frames as the window and frame size allow
@@ -3462,3 +3477,56 @@ def t_ws_h2(env, proto):
     eq(sorted((r["closed"], r["reason"]) for r in ws_closes(env)),
        [(1000, ""), (1000, ""), (4001, "bye now"), (4001, "bye now")],
        "close codes and reasons at the backend")
+
+
+@case("ws-h2-flood-rss", protos=("h2",), backends=WS_BACKENDS, timeout=180)
+def t_ws_h2_flood_rss(env, proto):
+    """Backpressure over an RFC 8441 stream.  A backend flooding a client
+    that reads slowly (8 MiB): all bytes arrive.  A client flooding a
+    backend that has stopped reading: lws cannot pause an h2 stream
+    (README Limits), so once the relay's queue is full the ws ends with a
+    close 1008 that the client answers, and the h2 connection carries
+    another ws after it (no GOAWAY).  The serving process's peak RSS stays
+    within 16 MiB of where it started."""
+    env.start_daemon(mounts=ws_mounts(env))
+    pid = env.serving_pid()
+    base = proc_status(pid)["VmRSS"]
+    n, size = 128, 65536
+    w = Ws8441(env, "/ws/flood?n=%d&size=%d" % (n, size))
+    try:
+        eq(w.open(), 200, "extended CONNECT")
+        got, msgs = 0, 0
+        while True:
+            r = w.recv(timeout=60)
+            if r is None or r[0] == 8:
+                break
+            got += len(r[1])
+            msgs += 1
+            if msgs % 16 == 0:
+                time.sleep(0.05)
+        eq(got, n * size, "bytes the client got")
+    finally:
+        w.close()
+    w = Ws8441(env, "/ws/sink?delay=60000")
+    try:
+        eq(w.open(), 200, "extended CONNECT")
+        blob, sent = b"z" * size, 0
+        while not w.poll():
+            check(sent < 64 << 20, "64 MiB went to a backend that does "
+                  "not read, and no close came")
+            w.send(2, blob)
+            sent += size
+        op, m = w.recv()
+        eq((op, m[:2]), (8, (1008).to_bytes(2, "big")),
+           "close after %d bytes" % sent)
+        w.send(8, m[:2])
+        print("ws h2 flood: closed 1008 after %d KiB sent" % (sent >> 10))
+        w.path = "/ws/echo"
+        eq(w.open(), 200, "another ws on the connection")
+        w.send(1, b"still here")
+        eq(w.recv(), (1, b"still here"), "echo after the close")
+    finally:
+        w.close()
+    peak = proc_status(pid)["VmHWM"]
+    print("ws h2 flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
+    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
