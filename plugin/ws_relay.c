@@ -14,6 +14,11 @@
  *   close        -> carried to the other side with its code and reason;
  *                   the backend's side of the handshake is bounded by a
  *                   timer once the client has gone
+ *
+ * Over h2 (RFC 8441) the same, with lws's ":status 200" for the 101; an
+ * h2 stream cannot be paused, so a full queue toward the backend ends the
+ * ws instead.  This file: setup and timers; ws_relay_client.c and
+ * ws_relay_backend.c: each side.
  */
 #include "ws_relay.h"
 
