@@ -900,7 +900,8 @@ access_log_pvo(struct udsp_hc_pc *pc, struct vb *vb)
 		*tail = al;
 }
 
-/* lws_h2_stock_settings as of lws 4.1.6 (docs/lws-notes.md N23) */
+/* lws_h2_stock_settings as of lws 4.1.6 (docs/lws-notes.md N23); lws takes
+ * slots 1-5 only, so ENABLE_CONNECT_PROTOCOL (RFC 8441) stays on (N45) */
 static const uint32_t h2_stock[7] = {
 	1,		/* use these, not lws's */
 	65536,		/* H2SET_HEADER_TABLE_SIZE */

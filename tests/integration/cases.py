@@ -3444,3 +3444,248 @@ def t_multi_blackhole_hold(env, proto):
     check(_log_has(env, "connect timed out"), "the blackhole was not tried")
     check(any("held" in q.get("target", "") for q in b.requests()),
           "b did not answer the held request")
+# -- WebSocket over h2 (RFC 8441) and upgrades refused before the 101 ----
+#
+# A real RFC 8441 client: python3-h2 (Debian's 4.1.0 knows the setting and
+# ":protocol") sends the extended CONNECT; the ws frames inside DATA are
+# made and read here (RFC 6455 5.2, client frames masked).
+
+def _ws8441_frame(op, payload, fin=True):
+    mask = os.urandom(4)
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | op
+    if n < 126:
+        head = bytes([b0, 0x80 | n])
+    elif n < 65536:
+        head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
+    key = (mask * (n // 4 + 1))[:n]
+    return head + mask + (int.from_bytes(payload, "big") ^
+                          int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+def _ws8441_parse(buf):
+    """One unmasked server frame off buf: (fin, op, payload, rest) or
+    None when buf does not hold a whole one yet."""
+    if len(buf) < 2:
+        return None
+    check(not buf[1] & 0x80, "server frame is masked")
+    n, off = buf[1] & 0x7f, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, off = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, off = int.from_bytes(buf[2:10], "big"), 10
+    if len(buf) < off + n:
+        return None
+    return bool(buf[0] & 0x80), buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
+
+
+class Ws8441:
+    """One ws over an h2 stream of an H2Client (RFC 8441 extended
+    CONNECT)."""
+
+    def __init__(self, env, path, headers=()):
+        import h2.events
+        import h2.settings
+        self.h = H2Client(env.https_port)
+        # the server's first SETTINGS, seen as it is applied
+        got = []
+        rd = self.h.c.receive_data
+
+        def receive_data(d):
+            evs = rd(d)
+            got.extend(e for e in evs
+                       if isinstance(e, h2.events.RemoteSettingsChanged))
+            return evs
+        self.h.c.receive_data = receive_data
+        self.h.pump(lambda: got, timeout=10)
+        self.offered = self.h.c.remote_settings.get(
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL, 0)
+        self.sid = None
+        self.env, self.path, self.headers = env, path, headers
+        self.buf = b""
+
+    def open(self):
+        c = self.h
+        self.sid = c.c.get_next_available_stream_id()
+        hs = [(":method", "CONNECT"), (":protocol", "websocket"),
+              (":scheme", "https"),
+              (":authority", "127.0.0.1:%d" % self.env.https_port),
+              (":path", self.path), ("sec-websocket-version", "13")]
+        c.c.send_headers(self.sid, hs + list(self.headers),
+                         end_stream=False)
+        c.streams[self.sid] = {"headers": [], "data": b"", "ended": False,
+                               "reset": None, "trailers": []}
+        c.flush()
+        st = c.streams[self.sid]
+        c.pump(lambda: st["headers"] or st["ended"] or
+               st["reset"] is not None, timeout=20)
+        return h2_status(st)
+
+    def poll(self):
+        """Has anything arrived on the stream (waiting 10 ms at most)?"""
+        st = self.h.streams[self.sid]
+
+        def any_():
+            return bool(st["data"] or self.buf) or st["ended"] or \
+                st["reset"] is not None
+        try:
+            self.h.pump(any_, timeout=0.01)
+        except Failure:
+            if self.h.closed:
+                raise
+        return any_()
+
+    def send(self, op, payload, fin=True):
+        # DATA frames as the window and frame size allow
+        self.h.send_bodies({self.sid: _ws8441_frame(op, payload, fin)},
+                           end=False)
+
+    def recv(self, timeout=20):
+        """(op, payload) of the next whole message (control frames
+        included, one each), or None when the stream ended first."""
+        st = self.h.streams[self.sid]
+        msg, mop = b"", None
+        while True:
+            def have():
+                return (_ws8441_parse(self.buf + st["data"]) is not None or
+                        st["ended"] or st["reset"] is not None)
+            self.h.pump(have, timeout=timeout)
+            self.buf += st["data"]
+            st["data"] = b""
+            f = _ws8441_parse(self.buf)
+            if f is None:
+                return None
+            fin, op, payload, self.buf = f
+            if op >= 8:
+                return op, payload
+            if op:
+                mop = op
+            msg += payload
+            if fin:
+                return mop, msg
+
+    def close(self):
+        try:
+            self.h.close()
+        except Exception:
+            pass
+
+
+import time  # noqa: E402
+
+from harness import H2Client  # noqa: E402
+
+
+@case("ws-h2", protos=("h2",), backends=WS_BACKENDS)
+def t_ws_h2(env, proto):
+    """RFC 8441: the server's SETTINGS offer ENABLE_CONNECT_PROTOCOL; an
+    extended CONNECT (":protocol websocket") on both mount forms gets 200,
+    reaches the backend as an h1 upgrade at the mapped path with the
+    query and Origin; text, binary, fragmented and 70000-byte messages go
+    both ways; the client's close code and reason reach the backend and
+    come back; a second ws on the same connection works after it.  A
+    quiet one outlives lws's timeout-secs and keepalive_timeout (1 s
+    here; the wait is the idleness under test)."""
+    env.start_daemon(mounts=ws_mounts(env), pvo={"idle-timeout-ms": "1000"},
+                     global_extra={"timeout-secs": "1"},
+                     vhost_extra={"keepalive_timeout": "1"})
+    for mount in WS_MOUNTS:
+        w = Ws8441(env, mount + "/hello?x=1",
+                   headers=[("origin", "https://example.test")])
+        try:
+            eq(w.offered, 1, "SETTINGS_ENABLE_CONNECT_PROTOCOL")
+            eq(w.open(), 200, mount + ": status of the extended CONNECT")
+            op, m = w.recv()
+            eq((op, m[:2]), (1, b"{\""), "hello is text: %r" % m)
+            seen = json.loads(m)
+            eq(seen["path"], "/hello?x=1", "path at the backend")
+            h = {k.lower(): v for k, v in seen["headers"]}
+            eq(h.get("origin"), "https://example.test", "Origin")
+            eq(h.get("x-forwarded-proto"), "https", "X-Forwarded-Proto")
+            if mount == WS_MOUNTS[0]:
+                time.sleep(2.5)
+            for op, m in ((1, "h\u00e9llo".encode()), (2, b"\x00\xff"),
+                          (1, b""), (2, bytes(range(256)) * 273)):
+                w.send(op, m)
+                eq(w.recv(), (op, m), "echo of %d bytes" % len(m))
+            w.send(1, b"ab", fin=False)
+            w.send(0, b"cd")
+            eq(w.recv(), (1, b"abcd"), "fragmented text")
+            w.send(9, b"p1")
+            eq(w.recv(), (10, b"p1"), "pong to the client's ping")
+            w.send(8, (4001).to_bytes(2, "big") + b"bye now")
+            eq(w.recv(), (8, (4001).to_bytes(2, "big") + b"bye now"),
+               "close echoed")
+            # another ws on the same h2 connection (another :path: see
+            # the README's Limits for lws 4.1.6 and a repeated one)
+            w.path = mount + "/echo"
+            eq(w.open(), 200, mount + ": second extended CONNECT")
+            w.send(2, b"again")
+            eq(w.recv(), (2, b"again"), "echo on the second stream")
+            w.send(8, (1000).to_bytes(2, "big"))
+            eq(w.recv(), (8, (1000).to_bytes(2, "big")), "second close")
+        finally:
+            w.close()
+    wait_until(lambda: len(ws_closes(env)) == 4, "backend saw the closes")
+    eq(sorted((r["closed"], r["reason"]) for r in ws_closes(env)),
+       [(1000, ""), (1000, ""), (4001, "bye now"), (4001, "bye now")],
+       "close codes and reasons at the backend")
+
+
+@case("ws-h2-flood-rss", protos=("h2",), backends=WS_BACKENDS, timeout=180)
+def t_ws_h2_flood_rss(env, proto):
+    """Backpressure over an RFC 8441 stream.  A backend flooding a client
+    that reads slowly (8 MiB): all bytes arrive.  A client flooding a
+    backend that has stopped reading: lws cannot pause an h2 stream
+    (README Limits), so once the relay's queue is full the ws ends with a
+    close 1008 that the client answers, and the h2 connection carries
+    another ws after it (no GOAWAY).  The serving process's peak RSS stays
+    within 16 MiB of where it started."""
+    env.start_daemon(mounts=ws_mounts(env))
+    pid = env.serving_pid()
+    base = proc_status(pid)["VmRSS"]
+    n, size = 128, 65536
+    w = Ws8441(env, "/ws/flood?n=%d&size=%d" % (n, size))
+    try:
+        eq(w.open(), 200, "extended CONNECT")
+        got, msgs = 0, 0
+        while True:
+            r = w.recv(timeout=60)
+            if r is None or r[0] == 8:
+                break
+            got += len(r[1])
+            msgs += 1
+            if msgs % 16 == 0:
+                time.sleep(0.05)
+        eq(got, n * size, "bytes the client got")
+    finally:
+        w.close()
+    w = Ws8441(env, "/ws/sink?delay=60000")
+    try:
+        eq(w.open(), 200, "extended CONNECT")
+        blob, sent = b"z" * size, 0
+        while not w.poll():
+            check(sent < 64 << 20, "64 MiB went to a backend that does "
+                  "not read, and no close came")
+            w.send(2, blob)
+            sent += size
+        op, m = w.recv()
+        eq((op, m[:2]), (8, (1008).to_bytes(2, "big")),
+           "close after %d bytes" % sent)
+        w.send(8, m[:2])
+        print("ws h2 flood: closed 1008 after %d KiB sent" % (sent >> 10))
+        w.path = "/ws/echo"
+        eq(w.open(), 200, "another ws on the connection")
+        w.send(1, b"still here")
+        eq(w.recv(), (1, b"still here"), "echo after the close")
+    finally:
+        w.close()
+    peak = proc_status(pid)["VmHWM"]
+    print("ws h2 flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
+    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
