@@ -18,6 +18,13 @@
 #include "stats.h"
 #include "ws_codec.h"
 
+/* lws keeps a mountpoint's length in an unsigned char */
+#define MOUNTPOINT_MAX		255
+/* ws-max-message-kb's ceiling: 4 GiB */
+#define WS_MAX_MESSAGE_KB	4194304
+/* longest subprotocol name: the plugin's ws keeps it in a char[64] */
+#define WS_SUBPROTOCOL_MAX	63
+
 /* ----------------------------------------------------------------- mounts */
 
 enum {
@@ -165,36 +172,32 @@ status_mount(struct udsp_hc_pc *pc, const struct lws_http_mount *m)
 	return 1;
 }
 
-static void
-mount_ws(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
-	 struct lws_http_mount *m);
-
-static void
-mount_finish(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb, struct mb *mb,
-	     struct lws_http_mount ***tail)
+/*
+ * A new mount from what its keys said, its origin's scheme read: NULL
+ * after an error.
+ */
+static struct lws_http_mount *
+mount_new(struct udsp_hc_pc *pc, const struct mb *mb)
 {
-	const struct lws_protocol_vhost_options *pvo;
-	struct lws_protocol_vhost_options *bpvo;
 	struct lws_http_mount *m;
-	struct udsp_origin o;
-	const char *backend, *e;
-	char why[300];
 	size_t n;
 
 	if (!mb->m.mountpoint || !mb->origin) {
 		perr(pc, "missing required key '%s'",
 		     mb->m.mountpoint ? "origin" : "mountpoint");
-		return;
+		return NULL;
 	}
-	if (mb->m.mountpoint[0] != '/' || strlen(mb->m.mountpoint) > 255) {
+	if (mb->m.mountpoint[0] != '/' ||
+	    strlen(mb->m.mountpoint) > MOUNTPOINT_MAX) {
 		perr(pc, "mountpoint '%s': must start with '/' and be at "
-			 "most 255 characters", mb->m.mountpoint);
-		return;
+			 "most %d characters", mb->m.mountpoint,
+		     MOUNTPOINT_MAX);
+		return NULL;
 	}
 
 	m = udsp_hc_zalloc(pc->hc, sizeof(*m));
 	if (!m)
-		return;
+		return NULL;
 	*m = mb->m;
 	m->mountpoint_len = (unsigned char)strlen(m->mountpoint);
 	m->extra_mimetypes = mb->extra_mimetypes;
@@ -211,156 +214,244 @@ mount_finish(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb, struct mb *mb,
 		perr(pc, "origin '%s': unsupported scheme (use file://, "
 			 "callback://, http://, https://, >http://, "
 			 ">https:// or cgi://)", mb->origin);
-		return;
+		return NULL;
 	}
 
 	m->origin_protocol = origin_schemes[n].mpro;
 	m->origin = mb->origin + strlen(origin_schemes[n].prefix);
-	backend = NULL;
+
+	return m;
+}
+
+/*
+ * callback://lws-uds-proxy: a status mount (*backend stays NULL), or a
+ * proxied one whose backend is its pmo "backend" or else the vhost-wide
+ * default.  0, or -1 after an error.
+ */
+static int
+plugin_mount(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
+	     struct lws_http_mount *m, const char **backend)
+{
+	const struct lws_protocol_vhost_options *pv;
+
+	switch (status_mount(pc, m)) {
+	case -1:
+		return -1;
+	case 1:
+		/* no backend: it answers for the plugin */
+		return udsp_hc_vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME) ? 0 : -1;
+	}
+	pv = lws_pvo_search(m->cgienv, "backend");
+	if (!pv) {
+		/* else the vhost-wide default must exist */
+		pv = lws_pvo_search(vb->vh->info.pvo, UDSP_PROTOCOL_NAME);
+		pv = pv ? lws_pvo_search(pv->options, "backend") : NULL;
+	}
+	if (!pv) {
+		perr(pc, "mount '%s' on %s needs a pmo \"backend\" or a "
+			 "\"backend\" option of %s in ws-protocols",
+		     m->mountpoint, UDSP_PROTOCOL_NAME, UDSP_PROTOCOL_NAME);
+		return -1;
+	}
+	*backend = pv->value;
+
+	return 0;
+}
+
+/*
+ * lwsws's proxy origins (http://, https://) become callback mounts on the
+ * plugin, the origin their pmo "backend".  0, or -1 after an error.
+ */
+static int
+proxy_origin_mount(struct udsp_hc_pc *pc, const struct mb *mb,
+		   struct lws_http_mount *m, const char **backend)
+{
+	struct lws_protocol_vhost_options *bpvo;
+
+	if (lws_pvo_search(mb->pmo, "backend")) {
+		perr(pc, "mount '%s': proxy origin and pmo \"backend\" both "
+			 "given", m->mountpoint);
+		return -1;
+	}
+	if (mb->cgienv) {
+		perr(pc, "mount '%s': cgi-env on a proxy mount",
+		     m->mountpoint);
+		return -1;
+	}
+	if (lws_pvo_search(mb->pmo, "status") ||
+	    lws_pvo_search(mb->pmo, "status-allow")) {
+		perr(pc, "mount '%s': \"status\" needs origin "
+			 "\"callback://%s\"", m->mountpoint,
+		     UDSP_PROTOCOL_NAME);
+		return -1;
+	}
+	*backend = mb->origin;
+	bpvo = udsp_hc_pvo_new(pc, "backend", *backend);
+	if (!bpvo)
+		return -1;
+	bpvo->next = mb->pmo;
+	m->cgienv = bpvo;
+	m->origin_protocol = LWSMPRO_CALLBACK;
+	m->origin = UDSP_PROTOCOL_NAME;
+	m->protocol = UDSP_PROTOCOL_NAME;
+
+	return 0;
+}
+
+/*
+ * What the origin's scheme asks of the mount.  *backend: the plugin's
+ * backend list when the mount is proxied, else NULL.  0, or -1 after an
+ * error.
+ */
+static int
+mount_origin(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
+	     const struct mb *mb, struct lws_http_mount *m,
+	     const char **backend)
+{
+	*backend = NULL;
 
 	switch (m->origin_protocol) {
 	case LWSMPRO_CGI:
 #if !defined(LWS_WITH_CGI)
 		perr(pc, "origin '%s': this lws build has no CGI support",
 		     mb->origin);
-		return;
+		return -1;
 #else
-		break;
+		return 0;
 #endif
 	case LWSMPRO_CALLBACK:
 		/* as lwsws: the origin names the protocol to bind */
 		m->protocol = m->origin;
 		if (!*m->origin) {
 			perr(pc, "origin '%s': no protocol name", mb->origin);
-			return;
+			return -1;
 		}
-		if (!strcmp(m->origin, UDSP_PROTOCOL_NAME)) {
-			const struct lws_protocol_vhost_options *pv;
-
-			switch (status_mount(pc, m)) {
-			case -1:
-				return;
-			case 1:
-				/* no backend: it answers for the plugin */
-				if (!udsp_hc_vhost_pvo(pc, vb,
-						       UDSP_PROTOCOL_NAME))
-					return;
-				goto checked;
-			}
-			pv = lws_pvo_search(m->cgienv, "backend");
-			if (!pv) {
-				/* else the vhost-wide default must exist */
-				pv = lws_pvo_search(vb->vh->info.pvo,
-						    UDSP_PROTOCOL_NAME);
-				pv = pv ? lws_pvo_search(pv->options,
-							 "backend") : NULL;
-			}
-			if (!pv) {
-				perr(pc, "mount '%s' on %s needs a pmo "
-					 "\"backend\" or a \"backend\" "
-					 "option of %s in ws-protocols",
-					 m->mountpoint, UDSP_PROTOCOL_NAME,
-					 UDSP_PROTOCOL_NAME);
-				return;
-			}
-			backend = pv->value;
-		}
-		break;
+		if (!strcmp(m->origin, UDSP_PROTOCOL_NAME))
+			return plugin_mount(pc, vb, m, backend);
+		return 0;
 	case LWSMPRO_HTTP:
 	case LWSMPRO_HTTPS:
-		if (lws_pvo_search(mb->pmo, "backend")) {
-			perr(pc, "mount '%s': proxy origin and pmo "
-				 "\"backend\" both given", m->mountpoint);
-			return;
-		}
-		if (mb->cgienv) {
-			perr(pc, "mount '%s': cgi-env on a proxy mount",
-			     m->mountpoint);
-			return;
-		}
-		if (lws_pvo_search(mb->pmo, "status") ||
-		    lws_pvo_search(mb->pmo, "status-allow")) {
-			perr(pc, "mount '%s': \"status\" needs origin "
-				 "\"callback://%s\"", m->mountpoint,
-				 UDSP_PROTOCOL_NAME);
-			return;
-		}
-		backend = mb->origin;
-		bpvo = udsp_hc_pvo_new(pc, "backend", backend);
-		if (!bpvo)
-			return;
-		bpvo->next = mb->pmo;
-		m->cgienv = bpvo;
-		m->origin_protocol = LWSMPRO_CALLBACK;
-		m->origin = UDSP_PROTOCOL_NAME;
-		m->protocol = UDSP_PROTOCOL_NAME;
-		break;
+		return proxy_origin_mount(pc, mb, m, backend);
 	default:
-		break;
+		return 0;
 	}
+}
 
-checked:
-	if (mb->protocol) {
-		if (m->protocol && strcmp(m->protocol, mb->protocol)) {
-			perr(pc, "mount '%s': \"protocol\" '%s' contradicts "
-				 "origin '%s'", m->mountpoint, mb->protocol,
-				 mb->origin);
-			return;
-		}
-		m->protocol = mb->protocol;
-	}
+/*
+ * A proxied mount's backends: several origins, comma separated, each
+ * checked as a single one; then the plugin's options that depend on them.
+ * 0, or -1 after an error.
+ */
+static int
+backends_check(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
+	       const struct lws_http_mount *m, const char *backend)
+{
+	const char *cur = backend, *it, *e;
+	struct udsp_origin o;
+	char why[300];
+	size_t len;
+	int bad = 0, count = 0;
 
-	if (backend) {
-		/* several origins, comma separated: each as a single one */
-		const char *cur = backend, *it;
-		size_t len;
-		int bad = 0, count = 0;
-
-		while ((it = udsp_list_next(&cur, &len))) {
-			count++;
-			snprintf(why, sizeof(why), "%.*s", (int)len, it);
-			e = len >= sizeof(why) ? "too long" :
-						 udsp_origin_parse(&o, why);
-			if (e) {
-				pc->errors++;
-				lwsl_err("%s: vhost '%s' mount '%s': backend "
-					 "'%s': %s\n", pc->file,
-					 udsp_hc_vname(vb),
-					 m->mountpoint, why, e);
-				bad = 1;
-			}
-		}
-		if (!count) {
+	while ((it = udsp_list_next(&cur, &len))) {
+		count++;
+		snprintf(why, sizeof(why), "%.*s", (int)len, it);
+		e = len >= sizeof(why) ? "too long" :
+					 udsp_origin_parse(&o, why);
+		if (e) {
 			pc->errors++;
 			lwsl_err("%s: vhost '%s' mount '%s': backend '%s': "
-				 "no origin\n", pc->file, udsp_hc_vname(vb),
-				 m->mountpoint, backend);
-			return;
+				 "%s\n", pc->file, udsp_hc_vname(vb),
+				 m->mountpoint, why, e);
+			bad = 1;
 		}
-		if (bad)
-			return;
-		/* the plugin's per-vhost init wants to see it enabled */
-		if (!udsp_hc_vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
-			return;
-		snprintf(why, sizeof(why), "mount '%s': pmo ", m->mountpoint);
-		if (!udsp_hc_proxy_uint(pc, m->cgienv, "hold-ms", why))
-			return;
+	}
+	if (!count) {
+		pc->errors++;
+		lwsl_err("%s: vhost '%s' mount '%s': backend '%s': no "
+			 "origin\n", pc->file, udsp_hc_vname(vb),
+			 m->mountpoint, backend);
+		return -1;
+	}
+	if (bad)
+		return -1;
+	/* the plugin's per-vhost init wants to see it enabled */
+	if (!udsp_hc_vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME))
+		return -1;
+	snprintf(why, sizeof(why), "mount '%s': pmo ", m->mountpoint);
+
+	return udsp_hc_proxy_uint(pc, m->cgienv, "hold-ms", why) ? 0 : -1;
+}
+
+/* a numeric ws option of a mount on the plugin, if it is one */
+static void
+ws_number(struct udsp_hc_pc *pc, const struct lws_http_mount *m,
+	  const struct lws_protocol_vhost_options *pvo)
+{
+	int kb = !strcmp(pvo->name, "ws-max-message-kb");
+	const char *v = pvo->value;
+	unsigned long u;
+	char *e;
+
+	if (!kb && strcmp(pvo->name, "ws-idle-timeout-ms"))
+		return;
+	u = strtoul(v, &e, 10);
+	if (*v && !*e && *v != '-' && *v != '+' && u <= INT_MAX &&
+	    (!kb || (u && u <= WS_MAX_MESSAGE_KB)))
+		return;
+	if (kb)
+		perr(pc, "mount '%s': %s '%s': expected a size in KiB, 1 to "
+			 "%d", m->mountpoint, pvo->name, v, WS_MAX_MESSAGE_KB);
+	else
+		perr(pc, "mount '%s': %s '%s': expected milliseconds (0: no "
+			 "limit)", m->mountpoint, pvo->name, v);
+}
+
+/*
+ * A mount's ws-subprotocols, each noted once for the vhost.  0, or -1 if
+ * out of memory.
+ */
+static int
+ws_subprotocols(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
+		const struct lws_http_mount *m, const char *v)
+{
+	struct udsp_hc_vhost *vh = vb->vh;
+	const char *cur = v, *b;
+	const char **names;
+	size_t len;
+	char *tok;
+	int k;
+
+	if (!udsp_ws_token_list_ok(v, strlen(v))) {
+		perr(pc, "mount '%s': ws-subprotocols '%s': expected a comma "
+			 "list of names", m->mountpoint, v);
+		return 0;
+	}
+	while ((b = udsp_list_next(&cur, &len))) {
+		if (len > WS_SUBPROTOCOL_MAX) {
+			perr(pc, "mount '%s': subprotocol '%.*s' is too long",
+			     m->mountpoint, (int)len, b);
+			continue;
+		}
+		for (k = 0; k < vh->n_ws_subprotocols; k++)
+			if (strlen(vh->ws_subprotocols[k]) == len &&
+			    !strncmp(vh->ws_subprotocols[k], b, len))
+				break;
+		if (k < vh->n_ws_subprotocols)
+			continue;
+		names = udsp_hc_zalloc(pc->hc, sizeof(*names) *
+				       (size_t)(vh->n_ws_subprotocols + 1));
+		tok = udsp_hc_zalloc(pc->hc, len + 1);
+		if (!names || !tok)
+			return -1;
+		memcpy(tok, b, len);
+		if (vh->n_ws_subprotocols)
+			memcpy(names, vh->ws_subprotocols, sizeof(*names) *
+			       (size_t)vh->n_ws_subprotocols);
+		names[vh->n_ws_subprotocols++] = tok;
+		vh->ws_subprotocols = names;
 	}
 
-	if (m->protocol) {
-		snprintf(why, sizeof(why), "mount '%s'", m->mountpoint);
-		udsp_hc_needs_add(pc, vb, m->protocol, why);
-		if (!strcmp(m->protocol, UDSP_PROTOCOL_NAME))
-			mount_ws(pc, vb, m);
-	}
-
-	for (pvo = m->cgienv; pvo; pvo = pvo->next)
-		lwsl_info("%s: vhost '%s' mount '%s': pmo %s=%s\n", pc->file,
-			  udsp_hc_vname(vb), m->mountpoint, pvo->name,
-			  pvo->value);
-
-	**tail = m;
-	*tail = (struct lws_http_mount **)&m->mount_next;
+	return 0;
 }
 
 /*
@@ -377,71 +468,13 @@ mount_ws(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
 {
 	const struct lws_protocol_vhost_options *pvo;
 	struct lws_protocol_vhost_options *mp;
-	const char *v, *e, *b;
-	const char **names;
-	char *tok;
-	unsigned long u;
-	int k;
 
 	vb->proxied = 1;
 	for (pvo = m->cgienv; pvo; pvo = pvo->next) {
-		v = pvo->value;
-		if (!strcmp(pvo->name, "ws-max-message-kb") ||
-		    !strcmp(pvo->name, "ws-idle-timeout-ms")) {
-			u = strtoul(v, (char **)&e, 10);
-			if (!*v || *e || *v == '-' || *v == '+' ||
-			    u > 0x7fffffff ||
-			    (!strcmp(pvo->name, "ws-max-message-kb") &&
-			     (!u || u > 4194304)))
-				perr(pc, "mount '%s': %s '%s': expected %s",
-				     m->mountpoint, pvo->name, v,
-				     pvo->name[3] == 'm' ?
-				     "a size in KiB, 1 to 4194304" :
-				     "milliseconds (0: no limit)");
-		} else if (!strcmp(pvo->name, "ws-subprotocols")) {
-			if (!udsp_ws_token_list_ok(v, strlen(v))) {
-				perr(pc, "mount '%s': ws-subprotocols '%s': "
-					 "expected a comma list of names",
-				     m->mountpoint, v);
-				continue;
-			}
-			for (b = v; *b; b = e) {
-				while (*b == ',' || *b == ' ' || *b == '\t')
-					b++;
-				for (e = b; *e && *e != ',' && *e != ' ' &&
-					    *e != '\t'; e++)
-					;
-				if (e == b)
-					break;
-				if ((size_t)(e - b) > 63) {
-					perr(pc, "mount '%s': subprotocol "
-						 "'%.*s' is too long",
-					     m->mountpoint, (int)(e - b), b);
-					continue;
-				}
-				for (k = 0; k < vb->vh->n_ws_subprotocols; k++)
-					if (strlen(vb->vh->ws_subprotocols[k]) ==
-					    (size_t)(e - b) &&
-					    !strncmp(vb->vh->ws_subprotocols[k],
-						     b, (size_t)(e - b)))
-						break;
-				if (k < vb->vh->n_ws_subprotocols)
-					continue;
-				names = udsp_hc_zalloc(pc->hc, sizeof(*names) *
-					(size_t)(vb->vh->n_ws_subprotocols + 1));
-				tok = udsp_hc_zalloc(pc->hc,
-						     (size_t)(e - b) + 1);
-				if (!names || !tok)
-					return;
-				memcpy(tok, b, (size_t)(e - b));
-				if (vb->vh->n_ws_subprotocols)
-					memcpy(names, vb->vh->ws_subprotocols,
-					       sizeof(*names) * (size_t)
-					       vb->vh->n_ws_subprotocols);
-				names[vb->vh->n_ws_subprotocols++] = tok;
-				vb->vh->ws_subprotocols = names;
-			}
-		}
+		ws_number(pc, m, pvo);
+		if (!strcmp(pvo->name, "ws-subprotocols") &&
+		    ws_subprotocols(pc, vb, m, pvo->value))
+			return;
 	}
 	if (lws_pvo_search(m->cgienv, "mountpoint"))
 		return;
@@ -450,6 +483,48 @@ mount_ws(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
 		return;
 	mp->next = m->cgienv;
 	m->cgienv = mp;
+}
+
+static void
+mount_finish(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb, struct mb *mb,
+	     struct lws_http_mount ***tail)
+{
+	const struct lws_protocol_vhost_options *pvo;
+	struct lws_http_mount *m;
+	const char *backend;
+	char why[300];
+
+	m = mount_new(pc, mb);
+	if (!m || mount_origin(pc, vb, mb, m, &backend))
+		return;
+
+	if (mb->protocol) {
+		if (m->protocol && strcmp(m->protocol, mb->protocol)) {
+			perr(pc, "mount '%s': \"protocol\" '%s' contradicts "
+				 "origin '%s'", m->mountpoint, mb->protocol,
+				 mb->origin);
+			return;
+		}
+		m->protocol = mb->protocol;
+	}
+
+	if (backend && backends_check(pc, vb, m, backend))
+		return;
+
+	if (m->protocol) {
+		snprintf(why, sizeof(why), "mount '%s'", m->mountpoint);
+		udsp_hc_needs_add(pc, vb, m->protocol, why);
+		if (!strcmp(m->protocol, UDSP_PROTOCOL_NAME))
+			mount_ws(pc, vb, m);
+	}
+
+	for (pvo = m->cgienv; pvo; pvo = pvo->next)
+		lwsl_info("%s: vhost '%s' mount '%s': pmo %s=%s\n", pc->file,
+			  udsp_hc_vname(vb), m->mountpoint, pvo->name,
+			  pvo->value);
+
+	**tail = m;
+	*tail = (struct lws_http_mount **)&m->mount_next;
 }
 
 /*
