@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
- * Shared between conf.c (files, JSON walking, globals, arena) and the
- * vhost part: conf-vhost.c (vhost keys), conf-mount.c (mounts) and
- * conf-pvo.c (ws-protocols and the plugin's pvos).  Not used outside
- * host/conf*.
+ * Shared between conf.c (files, top level, arena), conf-walk.c (key
+ * walker, values, key paths in messages, pvo lists), conf-global.c
+ * ("global") and the vhost part: conf-vhost.c (vhost keys), conf-mount.c
+ * (mounts) and conf-pvo.c (ws-protocols and the plugin's pvos).  Not used
+ * outside host/conf*.
  */
 #ifndef UDSP_HOST_CONF_PRIVATE_H
 #define UDSP_HOST_CONF_PRIVATE_H
@@ -51,11 +52,13 @@ typedef void (*udsp_hc_key_cb)(struct udsp_hc_pc *pc, void *t,
 			       const struct udsp_hc_kdef *k,
 			       struct udsp_hc_kval *v);
 
-/* conf.c */
+/* conf.c: the arena */
 void *
 udsp_hc_zalloc(struct udsp_hconf *hc, size_t len);
 const char *
 udsp_hc_str(struct udsp_hconf *hc, const char *s);
+
+/* conf-walk.c */
 void
 udsp_hc_msg(struct udsp_hc_pc *pc, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -86,6 +89,10 @@ void
 udsp_hc_list_to_pvos(struct udsp_hc_pc *pc, json_object *j,
 		     const struct lws_protocol_vhost_options **head, int nest,
 		     const char *suffix);
+
+/* conf-global.c: the "global" object */
+void
+udsp_hc_global(struct udsp_hc_pc *pc, json_object *o);
 
 /* a vhost while its keys are read (conf-vhost.c, -mount.c, -pvo.c) */
 struct udsp_hc_vb {
