@@ -178,52 +178,34 @@ line_col(const char *buf, size_t off, int *line, int *col)
 	}
 }
 
-/* 0: read (maybe with errors counted in hc), -1: unreadable / bad JSON */
-static int
-load_file(struct udsp_hconf *hc, const char *f, int *errors)
+/*
+ * The text of file f as one JSON object: NULL after an error (logged as
+ * f:line:col), or with *empty set if there is only whitespace and
+ * comments.  The comments are blanked out of buf.
+ */
+static json_object *
+parse(const char *f, char *buf, size_t len, int *empty)
 {
 	enum json_tokener_error je;
 	struct json_tokener *tok;
 	json_object *root;
-	struct udsp_hc_pc pc;
-	size_t len, end, n;
+	size_t end, n;
 	int line, col;
-	char *buf;
 
-	memset(&pc, 0, sizeof(pc));
-	pc.hc = hc;
-	pc.file = udsp_hc_str(hc, f);
-	if (!pc.file)
-		return -1;
-
-	buf = slurp(f, &len);
-	if (!buf) {
-		lwsl_err("%s: cannot read: %s\n", f, strerror(errno));
-		return -1;
-	}
-	if (strlen(buf) != len) {
-		line_col(buf, strlen(buf), &line, &col);
-		lwsl_err("%s:%d:%d: NUL byte in config file\n", f, line, col);
-		free(buf);
-		return -1;
-	}
-
+	*empty = 0;
 	/* an unterminated string is left for json-c to report */
 	udsp_json_strip_hash_comments(buf, len);
 
 	for (n = 0; n < len && strchr(" \t\r\n", buf[n]); n++)
 		;
 	if (n == len) {
-		lwsl_notice("%s: empty (only comments)\n", f);
-		free(buf);
-		return 0;
+		*empty = 1;
+		return NULL;
 	}
 
 	tok = json_tokener_new();
-	if (!tok) {
-		free(buf);
-		return -1;
-	}
+	if (!tok)
+		return NULL;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, buf, (int)len);
 	je = json_tokener_get_error(tok);
@@ -243,8 +225,7 @@ load_file(struct udsp_hconf *hc, const char *f, int *errors)
 				 col, json_tokener_error_desc(je));
 		}
 		json_object_put(root);
-		free(buf);
-		return -1;
+		return NULL;
 	}
 
 	for (n = end; n < len && strchr(" \t\r\n", buf[n]); n++)
@@ -254,10 +235,47 @@ load_file(struct udsp_hconf *hc, const char *f, int *errors)
 		lwsl_err("%s:%d:%d: JSON parse error: text after the end of "
 			 "the top-level object\n", f, line, col);
 		json_object_put(root);
+		return NULL;
+	}
+
+	return root;
+}
+
+/* 0: read (maybe with errors counted in hc), -1: unreadable / bad JSON */
+static int
+load_file(struct udsp_hconf *hc, const char *f, int *errors)
+{
+	struct udsp_hc_pc pc;
+	json_object *root;
+	int line, col, empty;
+	size_t len;
+	char *buf;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.hc = hc;
+	pc.file = udsp_hc_str(hc, f);
+	if (!pc.file)
+		return -1;
+
+	buf = slurp(f, &len);
+	if (!buf) {
+		lwsl_err("%s: cannot read: %s\n", f, strerror(errno));
+		return -1;
+	}
+	if (strlen(buf) != len) {
+		line_col(buf, strlen(buf), &line, &col);
+		lwsl_err("%s:%d:%d: NUL byte in config file\n", f, line, col);
 		free(buf);
 		return -1;
 	}
+	root = parse(f, buf, len, &empty);
 	free(buf);
+	if (empty) {
+		lwsl_notice("%s: empty (only comments)\n", f);
+		return 0;
+	}
+	if (!root)
+		return -1;
 
 	if (!json_object_is_type(root, json_type_object)) {
 		lwsl_err("%s: top level must be an object, got %s\n", f,
