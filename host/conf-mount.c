@@ -457,7 +457,7 @@ ws_subprotocols(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb,
 /*
  * WebSocket options of a mount on the plugin: checked here (the plugin
  * reads them per connection), and the mount's subprotocols noted for the
- * vhost, which gets a protocol of each name (serve.c): lws binds an
+ * vhost, which gets a protocol of each name (vhosts.c): lws binds an
  * upgrade that offers subprotocols by protocol name.  The mountpoint goes
  * along as pmo "mountpoint": lws tells a plugin a mount's options but not
  * its path, which a ws upgrade needs to map the URL.
