@@ -158,18 +158,11 @@ start_workers(struct udsp_srv *s, int st_fd)
 	return n;
 }
 
-/*
- * st_fd / go_fd: pipes to and from the master, or -1 when running alone
- * (-s).  Returns the process exit code.
- */
-int
-udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
+/* SIGINT, SIGTERM: end; SIGUSR1: drain (the master reloads) */
+static int
+signals_take(void)
 {
-	struct lws_context_creation_info info;
 	struct sigaction sa;
-	uint64_t opts;
-	struct udsp_srv s;
-	int n, ret = 1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;	/* no SA_RESTART: wait_go sees it */
@@ -177,10 +170,89 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
 	    sigaction(SIGUSR1, &sa, NULL)) {
 		lwsl_err("sigaction: %s\n", strerror(errno));
-		return 1;
+		return -1;
 	}
 	/* the master reloads; `killall -HUP` must not kill us */
 	signal(SIGHUP, SIG_IGN);
+
+	return 0;
+}
+
+/*
+ * The context, with no listener and no service yet (protocol init waits
+ * for both): the config's "global" part and our own fixed settings.
+ */
+static struct lws_context *
+context_create(const struct udsp_srv *s, uint64_t opts)
+{
+	struct lws_context_creation_info info;
+
+	/* before lws sizes its tables by it (and applies rlimit-nofile) */
+	udsp_nofile_raise();
+
+	memset(&info, 0, sizeof(info));
+	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.uid = s->hc.uid ? s->hc.uid : -1;
+	info.gid = s->hc.gid ? s->hc.gid : -1;
+	info.username = s->hc.username;
+	info.groupname = s->hc.groupname;
+	info.server_string = s->hc.server_string;
+	info.timeout_secs = (unsigned int)s->hc.timeout_secs;
+	info.rlimit_nofile = s->hc.rlimit_nofile;
+	info.alpn = s->hc.alpn;
+	info.reject_service_keywords = s->hc.reject_service_keywords;
+	info.max_http_header_data = s->hc.max_http_header_data;
+	/*
+	 * What lws reads per recv() (a backend's response arrives through
+	 * it) and sends per call on connections no plugin sizes (the h2
+	 * network connection: a 16 KiB DATA frame in one send()).
+	 * docs/lws-notes.md N6
+	 */
+	info.pt_serv_buf_size = 32768;
+	info.count_threads = 1;
+
+	return lws_create_context(&info);
+}
+
+/* until a signal, the drain's end or an lws failure; 0 or 1 to exit with */
+static int
+service(struct udsp_srv *s)
+{
+	int n = 0;
+
+	if (udsp_gate_start(context, s->hc.max_connections))
+		lwsl_warn("accept gate not running: accepting is not paused "
+			  "before descriptors run out\n");
+
+	while (n >= 0 && !interrupted) {
+		if (deprecate_req && !s->deprecated)
+			deprecate(s);
+		n = lws_service(context, 0);
+		udsp_tlsbuf_flush();
+		log_timer(s);
+	}
+	udsp_gate_stop();
+
+	if (!s->deprecated)
+		lwsl_notice("lws-uds-proxyd: %s, exiting\n",
+			    interrupted ? "signal" : "service loop ended");
+
+	return interrupted ? 0 : 1;
+}
+
+/*
+ * st_fd / go_fd: pipes to and from the master, or -1 when running alone
+ * (-s).  Returns the process exit code.
+ */
+int
+udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
+{
+	uint64_t opts;
+	struct udsp_srv s;
+	int n, ret = 1;
+
+	if (signals_take())
+		return 1;
 
 	memset(&s, 0, sizeof(s));
 	if (udsp_srv_prepare(&s, o)) {
@@ -197,32 +269,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	opts = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 	       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 
-	/* before lws sizes its tables by it (and applies rlimit-nofile) */
-	udsp_nofile_raise();
-
-	memset(&info, 0, sizeof(info));
-	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.uid = s.hc.uid ? s.hc.uid : -1;
-	info.gid = s.hc.gid ? s.hc.gid : -1;
-	info.username = s.hc.username;
-	info.groupname = s.hc.groupname;
-	info.server_string = s.hc.server_string;
-	info.timeout_secs = (unsigned int)s.hc.timeout_secs;
-	info.rlimit_nofile = s.hc.rlimit_nofile;
-	info.alpn = s.hc.alpn;
-	info.reject_service_keywords = s.hc.reject_service_keywords;
-	info.max_http_header_data = s.hc.max_http_header_data;
-	/*
-	 * What lws reads per recv() (a backend's response arrives through
-	 * it) and sends per call on connections no plugin sizes (the h2
-	 * network connection: a 16 KiB DATA frame in one send()).
-	 * docs/lws-notes.md N6
-	 */
-	info.pt_serv_buf_size = 32768;
-	info.count_threads = 1;
-
-	/* no listener and no service yet: protocol init waits for both */
-	context = lws_create_context(&info);
+	context = context_create(&s, opts);
 	if (!context) {
 		lwsl_err("lws context creation failed\n");
 		goto bail;
@@ -259,24 +306,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 			    s.hc.count_vhosts == 1 ? "" : "s");
 	}
 
-	if (udsp_gate_start(context, s.hc.max_connections))
-		lwsl_warn("accept gate not running: accepting is not paused "
-			  "before descriptors run out\n");
-
-	n = 0;
-	while (n >= 0 && !interrupted) {
-		if (deprecate_req && !s.deprecated)
-			deprecate(&s);
-		n = lws_service(context, 0);
-		udsp_tlsbuf_flush();
-		log_timer(&s);
-	}
-	udsp_gate_stop();
-
-	if (!s.deprecated)
-		lwsl_notice("lws-uds-proxyd: %s, exiting\n",
-			    interrupted ? "signal" : "service loop ended");
-	ret = interrupted ? 0 : 1;
+	ret = service(&s);
 	udsp_srv_keep_foreign_sockets(&s);
 
 bail_ctx:
