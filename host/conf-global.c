@@ -107,7 +107,7 @@ on_global(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		/* deprecated in lwsws too: accepted, no effect */
 		break;
 	case G_TIMEOUT:
-		if (udsp_hc_int_in(pc, v->i, 0, 86400))
+		if (udsp_hc_int_in(pc, v->i, 0, UDSP_HC_DAY_S))
 			hc->timeout_secs = (int)v->i;
 		break;
 	case G_REJECT:

@@ -84,7 +84,7 @@ on_mount(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		mb->m.auth_mask = (unsigned int)v->i;
 		break;
 	case M_CGI_TIMEOUT:
-		if (udsp_hc_int_in(pc, v->i, 0, 86400))
+		if (udsp_hc_int_in(pc, v->i, 0, UDSP_HC_DAY_S))
 			mb->m.cgi_timeout = (int)v->i;
 		break;
 	case M_CGI_ENV:

@@ -13,6 +13,9 @@
 
 #include "conf.h"
 
+/* a day: the ceiling of the timeout keys that take seconds */
+#define UDSP_HC_DAY_S	86400
+
 /* parse state for one file */
 struct udsp_hc_pc {
 	struct udsp_hconf	*hc;

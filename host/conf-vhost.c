@@ -183,7 +183,7 @@ on_vhost(struct udsp_hc_pc *pc, void *t, const struct udsp_hc_kdef *k,
 		udsp_hc_list_to_pvos(pc, v->j, &i->headers, 0, ":");
 		break;
 	case V_KEEPALIVE:
-		if (udsp_hc_int_in(pc, v->i, 1, 86400))
+		if (udsp_hc_int_in(pc, v->i, 1, UDSP_HC_DAY_S))
 			i->keepalive_timeout = (int)v->i;
 		break;
 	case V_CLIENT_SSL:

@@ -39,6 +39,8 @@
 #define CLOSE_MS	5000
 /* on a stop, and past reload-drain-secs, how long workers get to end */
 #define END_MS		10000
+/* the longest poll: a deadline a day away still fits an int of ms */
+#define POLL_MAX_MS	60000
 
 enum wstate {
 	W_FREE,		/* no process: while serving, one is forked at due */
@@ -448,7 +450,7 @@ progress(struct mgr *m, int *wr, int *timeout)
 	if (m->deadline && (next < 0 || m->deadline < next))
 		next = m->deadline;
 	*timeout = next < 0 ? -1 : next <= now ? 0 :
-		   next - now > 60000 ? 60000 : (int)(next - now);
+		   next - now > POLL_MAX_MS ? POLL_MAX_MS : (int)(next - now);
 
 	return 0;
 }
