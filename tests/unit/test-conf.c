@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * The daemon's config reader (host/conf.c, conf-vhost.c), through
+ * The daemon's config reader (host/conf*.c), through
  * udsp_hconf_load() on files written to a temporary CONFDIR: no lws
  * context, no listener.  Each bad config must be refused (-1) with an
  * error line naming the file, the key path and the problem; each good one
