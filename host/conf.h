@@ -38,7 +38,7 @@ struct udsp_hc_vhost {
 	struct lws_context_creation_info info;
 	struct udsp_hc_need	*needs;		/* arena */
 	const char		*access_log;	/* arena, or NULL */
-	/* a unix-socket listener's file, once bound (serve.c) */
+	/* a unix-socket listener's file, once bound (vhosts.c) */
 	dev_t			sock_dev;
 	ino_t			sock_ino;
 	struct timespec		sock_ctime;
@@ -46,8 +46,8 @@ struct udsp_hc_vhost {
 	 * each becomes a protocol of that name on the plugin's callback */
 	const char		**ws_subprotocols;
 	int			n_ws_subprotocols;
-	void			*ws_pp;	/* serve.c: owned protocol list */
-	struct lws_vhost	*vh;		/* once created (serve.c) */
+	void			*ws_pp;	/* vhosts.c: owned protocol list */
+	struct lws_vhost	*vh;		/* once created (vhosts.c) */
 	unsigned int		enable_client_ssl:1;
 	unsigned int		reject_ws_without_protocol:1;
 };

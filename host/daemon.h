@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
- * Shared by main.c (command line), serve.c (one serving process: config,
- * plugins, lws context, vhosts, drain), master.c (the supervisor that
- * forks serving processes and swaps them on SIGHUP) and workers.c (a
- * serving process's workers, with count-processes > 1).
+ * Shared by main.c (command line), one serving process (prepare.c:
+ * config, plugins, checks; vhosts.c: vhosts; serve.c: lws context, loop,
+ * drain), master.c (the supervisor that forks serving processes and swaps
+ * them on SIGHUP) and workers.c (a serving process's workers, with
+ * count-processes > 1).
  */
 #ifndef UDSP_HOST_DAEMON_H
 #define UDSP_HOST_DAEMON_H
@@ -60,7 +61,7 @@ struct udsp_workers {
 /* udsp_workers_run() in a worker: serve */
 #define UDSP_WORKER		(-1)
 
-/* serve.c */
+/* prepare.c (`-t`) and serve.c */
 int
 udsp_serve_check(const struct udsp_opts *o);
 int

@@ -299,22 +299,15 @@ reap(int stopping)
 	return ret;
 }
 
-int
-udsp_master_run(const struct udsp_opts *o)
+/*
+ * SIGHUP, SIGTERM, SIGINT and SIGCHLD arrive on a signalfd, read in the
+ * loop with the status pipes.  Returns its fd, or -1 (logged).
+ */
+static int
+signals_fd(void)
 {
-	struct pollfd pfd[MAX_KIDS + 1];
-	struct kid *map[MAX_KIDS + 1];
-	struct signalfd_siginfo si;
-	int n, np, sfd, ret = -1, stopping = 0, pending = 0;
 	sigset_t mask;
-	ssize_t r;
-	char c;
-
-	master_pid = getpid();
-	for (n = 0; n < MAX_KIDS; n++) {
-		kids[n].st = -1;
-		kids[n].go = -1;
-	}
+	int sfd;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
@@ -323,15 +316,101 @@ udsp_master_run(const struct udsp_opts *o)
 	sigaddset(&mask, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL)) {
 		lwsl_err("sigprocmask: %s\n", strerror(errno));
-		return 1;
+		return -1;
 	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		lwsl_err("signalfd: %s\n", strerror(errno));
-		return 1;
+		return -1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 
+	return sfd;
+}
+
+/* pfd[0] the signalfd, then each child's status pipe (map[n]: its kid) */
+static int
+poll_set(struct pollfd *pfd, struct kid **map, int sfd)
+{
+	int n, np = 0;
+
+	pfd[np].fd = sfd;
+	pfd[np].events = POLLIN;
+	map[np++] = NULL;
+	for (n = 0; n < MAX_KIDS; n++)
+		if (kids[n].state != K_FREE && kids[n].st >= 0) {
+			pfd[np].fd = kids[n].st;
+			pfd[np].events = POLLIN;
+			map[np++] = &kids[n];
+		}
+
+	return np;
+}
+
+/* the status bytes that poll() found, each child's in turn */
+static void
+read_statuses(const struct pollfd *pfd, struct kid **map, int np)
+{
+	ssize_t r;
+	int n;
+	char c;
+
+	for (n = 1; n < np; n++) {
+		if (!pfd[n].revents)
+			continue;
+		r = read(map[n]->st, &c, 1);
+		if (r == 1)
+			on_status(map[n], c);
+		else if (!r || (errno != EINTR && errno != EAGAIN))
+			close_fd(&map[n]->st);
+	}
+}
+
+/* one signal: -1 to carry on, else the master's exit code */
+static int
+on_signal(int sig, int *stopping, int *pending)
+{
+	switch (sig) {
+	case SIGHUP:
+		if (*stopping)
+			break;
+		lwsl_notice("reload: SIGHUP\n");
+		if (reload_busy())
+			lwsl_notice("reload: one is in progress; another "
+				    "follows it\n");
+		*pending = 1;
+		break;
+	case SIGTERM:
+	case SIGINT:
+		if (!*stopping)
+			lwsl_notice("lws-uds-proxyd: stopping\n");
+		*stopping = 1;
+		signal_all(SIGTERM);
+		break;
+	case SIGCHLD:
+		return reap(*stopping);
+	}
+
+	return -1;
+}
+
+int
+udsp_master_run(const struct udsp_opts *o)
+{
+	struct pollfd pfd[MAX_KIDS + 1];
+	struct kid *map[MAX_KIDS + 1];
+	struct signalfd_siginfo si;
+	int n, np, sfd, ret = -1, stopping = 0, pending = 0;
+
+	master_pid = getpid();
+	for (n = 0; n < MAX_KIDS; n++) {
+		kids[n].st = -1;
+		kids[n].go = -1;
+	}
+
+	sfd = signals_fd();
+	if (sfd < 0)
+		return 1;
 	if (!spawn(o)) {
 		close(sfd);
 		return 1;
@@ -349,17 +428,7 @@ udsp_master_run(const struct udsp_opts *o)
 			break;
 		}
 
-		np = 0;
-		pfd[np].fd = sfd;
-		pfd[np].events = POLLIN;
-		map[np++] = NULL;
-		for (n = 0; n < MAX_KIDS; n++)
-			if (kids[n].state != K_FREE && kids[n].st >= 0) {
-				pfd[np].fd = kids[n].st;
-				pfd[np].events = POLLIN;
-				map[np++] = &kids[n];
-			}
-
+		np = poll_set(pfd, map, sfd);
 		if (poll(pfd, (nfds_t)np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -369,42 +438,13 @@ udsp_master_run(const struct udsp_opts *o)
 		}
 
 		/* status first: a process's last words come before its end */
-		for (n = 1; n < np; n++) {
-			if (!pfd[n].revents)
-				continue;
-			r = read(map[n]->st, &c, 1);
-			if (r == 1)
-				on_status(map[n], c);
-			else if (!r || (errno != EINTR && errno != EAGAIN))
-				close_fd(&map[n]->st);
-		}
+		read_statuses(pfd, map, np);
 
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		if (read(sfd, &si, sizeof(si)) != sizeof(si))
 			continue;
-
-		switch (si.ssi_signo) {
-		case SIGHUP:
-			if (stopping)
-				break;
-			lwsl_notice("reload: SIGHUP\n");
-			if (reload_busy())
-				lwsl_notice("reload: one is in progress; "
-					    "another follows it\n");
-			pending = 1;
-			break;
-		case SIGTERM:
-		case SIGINT:
-			if (!stopping)
-				lwsl_notice("lws-uds-proxyd: stopping\n");
-			stopping = 1;
-			signal_all(SIGTERM);
-			break;
-		case SIGCHLD:
-			ret = reap(stopping);
-			break;
-		}
+		ret = on_signal((int)si.ssi_signo, &stopping, &pending);
 	}
 
 	if (ret) {

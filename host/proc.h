@@ -26,9 +26,9 @@ int
 udsp_proc_fd_each(const char *who, int (*fn)(int fd, void *arg), void *arg);
 
 /*
- * fn(fd, arg) for each listening socket of this process (past stdio).
- * Returns for how many fn returned 0, or -1 (logged) if they cannot be
- * listed.
+ * fn(fd, arg) for each listening socket of this process (past stdio), as
+ * udsp_proc_fd_each() finds them.  Returns for how many fn returned 0, or
+ * -1 if they cannot be listed (logged as there).
  */
 int
 udsp_proc_listeners_each(const char *who, int (*fn)(int fd, void *arg),

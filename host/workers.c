@@ -39,6 +39,8 @@
 #define CLOSE_MS	5000
 /* on a stop, and past reload-drain-secs, how long workers get to end */
 #define END_MS		10000
+/* the longest poll: a deadline a day away still fits an int of ms */
+#define POLL_MAX_MS	60000
 
 enum wstate {
 	W_FREE,		/* no process: while serving, one is forked at due */
@@ -448,7 +450,7 @@ progress(struct mgr *m, int *wr, int *timeout)
 	if (m->deadline && (next < 0 || m->deadline < next))
 		next = m->deadline;
 	*timeout = next < 0 ? -1 : next <= now ? 0 :
-		   next - now > 60000 ? 60000 : (int)(next - now);
+		   next - now > POLL_MAX_MS ? POLL_MAX_MS : (int)(next - now);
 
 	return 0;
 }
@@ -496,6 +498,54 @@ on_signals(struct mgr *m)
 		reap(m);
 }
 
+/*
+ * TERM, INT, USR1 and CHLD arrive on m->sfd, read in the loop with the
+ * status pipes; the mask before is kept for the workers.  0, or -1
+ * (logged).
+ */
+static int
+signals_fd(struct mgr *m)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, &m->old_mask)) {
+		lwsl_err("sigprocmask: %s\n", strerror(errno));
+		return -1;
+	}
+	m->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->sfd < 0) {
+		lwsl_err("signalfd: %s\n", strerror(errno));
+		sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+		return -1;
+	}
+
+	return 0;
+}
+
+/* pfd[0] the signalfd, then each worker's status pipe (map[n]: its own) */
+static int
+poll_set(struct mgr *m, struct pollfd *pfd, struct worker **map)
+{
+	int n, np = 0;
+
+	pfd[np].fd = m->sfd;
+	pfd[np].events = POLLIN;
+	map[np++] = NULL;
+	for (n = 0; n < m->w->count; n++)
+		if (m->wk[n].st >= 0) {
+			pfd[np].fd = m->wk[n].st;
+			pfd[np].events = POLLIN;
+			map[np++] = &m->wk[n];
+		}
+
+	return np;
+}
+
 int
 udsp_workers_run(const struct udsp_workers *w, int *to_manager)
 {
@@ -503,7 +553,6 @@ udsp_workers_run(const struct udsp_workers *w, int *to_manager)
 	struct worker *map[1 + UDSP_HC_MAX_PROCESSES];
 	int n, np, timeout, r, ret = 0;
 	struct mgr m;
-	sigset_t mask;
 
 	memset(&m, 0, sizeof(m));
 	m.w = w;
@@ -511,21 +560,8 @@ udsp_workers_run(const struct udsp_workers *w, int *to_manager)
 	for (n = 0; n < w->count; n++)
 		m.wk[n].st = -1;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGUSR1);
-	sigaddset(&mask, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &mask, &m.old_mask)) {
-		lwsl_err("sigprocmask: %s\n", strerror(errno));
+	if (signals_fd(&m))
 		return 1;
-	}
-	m.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (m.sfd < 0) {
-		lwsl_err("signalfd: %s\n", strerror(errno));
-		sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
-		return 1;
-	}
 	/*
 	 * Before the first fork: a stop may have come before the signals
 	 * were blocked, and see nonblocking_listeners().
@@ -551,17 +587,7 @@ udsp_workers_run(const struct udsp_workers *w, int *to_manager)
 		if (r < 0)
 			break;
 
-		np = 0;
-		pfd[np].fd = m.sfd;
-		pfd[np].events = POLLIN;
-		map[np++] = NULL;
-		for (n = 0; n < w->count; n++)
-			if (m.wk[n].st >= 0) {
-				pfd[np].fd = m.wk[n].st;
-				pfd[np].events = POLLIN;
-				map[np++] = &m.wk[n];
-			}
-
+		np = poll_set(&m, pfd, map);
 		if (poll(pfd, (nfds_t)np, timeout) < 0) {
 			if (errno == EINTR)
 				continue;

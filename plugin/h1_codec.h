@@ -8,7 +8,8 @@
  *    unless upgrade_ok is set (the WebSocket relay's handshake): then it
  *    is a final head with no body.
  *  - udsp_chunk_dec_*: incremental de-chunker for h1 chunked *request*
- *    bodies, which lws 4.1.6 hands over raw and never completes.
+ *    bodies, which lws 4.1.6 hands over raw and never completes, and for
+ *    the parser's chunked response bodies (h1_chunk.c).
  *  - udsp_chunk_hdr(): chunk-size line for framing toward h1 clients.
  *
  * The caller owns every buffer; header names and values point into the
@@ -168,6 +169,17 @@ udsp_chunk_dec_init(struct udsp_chunk_dec *d);
 long
 udsp_chunk_dec_feed(struct udsp_chunk_dec *d, const uint8_t *in, size_t len,
 		    uint8_t *out, size_t *outlen);
+
+/*
+ * The same, with each run of payload handed to emit(arg, p, n) instead of
+ * copied (the parser's chunked response bodies).  An emit() that fails
+ * fails the decoder with d->err == udsp_chunk_err_emit.
+ */
+long
+udsp_chunk_dec_run(struct udsp_chunk_dec *d, const uint8_t *in, size_t len,
+		   int (*emit)(void *arg, const uint8_t *p, size_t n),
+		   void *arg);
+extern const char udsp_chunk_err_emit[];
 
 /* Write "<hex n>\r\n" into buf (>= 20 bytes); returns its length. */
 size_t

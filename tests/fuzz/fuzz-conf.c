@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
- * libFuzzer driver for the daemon's config reader (host/conf.c,
- * conf-vhost.c): the input is CONFDIR/conf, read by udsp_hconf_load() with
- * no lws context.  No crash, no leak, and an accepted config is coherent:
+ * libFuzzer driver for the daemon's config reader (host/conf*.c): the
+ * input is CONFDIR/conf, read by udsp_hconf_load() with no lws context.
+ * No crash, no leak, and an accepted config is coherent:
  * every vhost has a name, every string and list it hands to lws is intact.
  */
 #include <errno.h>

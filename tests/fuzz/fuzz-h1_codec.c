@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT
  *
- * libFuzzer driver for plugin/h1_codec.c.  The input is parsed as a backend
- * response and decoded as a chunked body, once whole and once in pieces
- * whose sizes come from the first bytes; both runs must agree, every
- * result must stay inside the caller's buffers, and every field kept must
- * be a valid name and value (the relay relies on it).  The split run also
- * starts with a small header block that grows (as the relay does).
+ * libFuzzer driver for plugin/h1_codec.c and h1_chunk.c.  The input is
+ * parsed as a backend response and decoded as a chunked body, once whole
+ * and once in pieces whose sizes come from the first bytes; both runs must
+ * agree, every result must stay inside the caller's buffers, and every
+ * field kept must be a valid name and value (the relay relies on it).  The
+ * split run also starts with a small header block that grows (as the relay
+ * does).
  */
 #include <stdint.h>
 #include <stdlib.h>

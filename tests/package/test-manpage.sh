@@ -3,7 +3,7 @@
 #
 # lws-uds-proxyd(8) describes every command-line option (main.c's getopt
 # string) and every config key the daemon and the plugin accept (the key
-# tables of host/conf.c and host/conf-vhost.c, the plugin's pvo names),
+# tables of host/conf*.c, the plugin's pvo names),
 # each as a tag of its own, in ASCII hyphens; and groff formats it
 # without a warning.
 #
@@ -35,7 +35,7 @@ keys() {
 	sed -n -E 's/^[[:space:]]*(\{ |VSTR\()"([a-z0-9_-]+)",.*/\2/p' "$@"
 }
 {
-	keys "$src/host/conf.c" "$src/host/conf-vhost.c"
+	keys "$src"/host/conf*.c
 	# the plugin's options: pvo_uint(in, "name", ...),
 	# lws_pvo_get_str(in, "name", ...)
 	grep -ohE '(pvo_uint|lws_pvo_get_str)\(in, "[a-z0-9-]+"' "$src"/plugin/*.c |

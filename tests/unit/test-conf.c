@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * The daemon's config reader (host/conf.c, conf-vhost.c), through
+ * The daemon's config reader (host/conf*.c), through
  * udsp_hconf_load() on files written to a temporary CONFDIR: no lws
  * context, no listener.  Each bad config must be refused (-1) with an
  * error line naming the file, the key path and the problem; each good one
@@ -112,6 +112,8 @@ load(struct udsp_hconf *hc, const char *conf, const char *vhosts)
 
 #define MIN_GLOBAL	J({"global": {}})
 #define MIN_VHOST	J({"vhosts": [{"name": "a", "port": 8080}]})
+/* 64 characters */
+#define C64 "0123456789012345678901234567890123456789012345678901234567890123"
 
 static const struct lws_http_mount *
 mount(const struct udsp_hc_vhost *v, const char *mp)
@@ -333,6 +335,58 @@ static const struct bad {
 	  {"mountpoint": "/", "origin": "file:///srv"},
 	  {"mountpoint": "/", "origin": "file:///srv2"}]}]}), "conf.d/v",
 	  "mountpoint '/' is given twice", 1 },
+	/* a mount's own checks, as conf-mount.c splits them */
+	{ MIN_GLOBAL, "{\"vhosts\": [{\"name\": \"a\", \"port\": 1, "
+	  "\"mounts\": "
+	  "[{\"mountpoint\": \"/" C64 C64 C64 C64 "\", \"origin\": "
+	  "\"file:///srv\"}]}]}", "conf.d/v",
+	  "vhosts[0].mounts[0]: mountpoint '/" C64 C64, 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-max-message-kb": "4194305"}}]}]}), "conf.d/v",
+	  "mount '/x': ws-max-message-kb '4194305': expected a size in KiB, "
+	  "1 to 4194304", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-max-message-kb": "0"}}]}]}), "conf.d/v",
+	  "ws-max-message-kb '0': expected a size in KiB", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-idle-timeout-ms": "2147483648"}}]}]}), "conf.d/v",
+	  "mount '/x': ws-idle-timeout-ms '2147483648': expected "
+	  "milliseconds (0: no limit)", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-idle-timeout-ms": "+5"}}]}]}), "conf.d/v",
+	  "ws-idle-timeout-ms '+5': expected milliseconds", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-subprotocols": "a;b"}}]}]}), "conf.d/v",
+	  "mount '/x': ws-subprotocols 'a;b': expected a comma list of names",
+	  1 },
+	{ MIN_GLOBAL, "{\"vhosts\": [{\"name\": \"a\", \"port\": 1, "
+	  "\"mounts\": "
+	  "[{\"mountpoint\": \"/x\", \"origin\": \"http://127.0.0.1:9/\", "
+	  "\"pmo\": {\"ws-subprotocols\": \"ok, " C64 "\"}}]}]}", "conf.d/v",
+	  "mount '/x': subprotocol '" C64 "' is too long", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"hold-ms": "soon"}}]}]}), "conf.d/v",
+	  "mount '/x': pmo \"hold-ms\": 'soon' is not a number", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "callback://lws-uds-proxy",
+	   "pmo": {"backend": " , "}}]}]}), "conf.d/v",
+	  "vhost 'a' mount '/x': backend ' , ': no origin", 1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/x", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"status": "json"}}]}]}), "conf.d/v",
+	  "mount '/x': \"status\" needs origin \"callback://lws-uds-proxy\"",
+	  1 },
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "a", "port": 1, "mounts": [
+	  {"mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	   "pmo": {"status": "xml"}}]}]}), "conf.d/v",
+	  "mount '/s': \"status\" 'xml': use \"json\" or \"prometheus\"",
+	  1 },
 };
 
 static void
@@ -560,6 +614,33 @@ g_mount_two_vhosts(const struct udsp_hconf *hc)
 	CHECK(hc->vhosts->next && mount(hc->vhosts->next, "/app") != NULL);
 }
 
+static void
+g_mount_ws(const struct udsp_hconf *hc)
+{
+	const struct udsp_hc_vhost *v = hc->vhosts;
+	const struct lws_http_mount *m;
+
+	/* each subprotocol once, in the order first seen */
+	CHECK(v->n_ws_subprotocols == 3);
+	if (v->n_ws_subprotocols == 3) {
+		CHECK_STR(v->ws_subprotocols[0], "chat");
+		CHECK_STR(v->ws_subprotocols[1], "v2");
+		CHECK_STR(v->ws_subprotocols[2], "mqtt");
+	}
+	/* a ws upgrade needs the mount's path: it goes along as a pmo */
+	m = mount(v, "/a");
+	CHECK(m && pvo(m->cgienv, "mountpoint") &&
+	      !strcmp(pvo(m->cgienv, "mountpoint"), "/a"));
+	CHECK(m && pvo(m->cgienv, "backend") != NULL);
+	/* the status mount: on the plugin, with no backend */
+	m = mount(v, "/s");
+	CHECK(m && !strcmp(m->protocol, "lws-uds-proxy") &&
+	      !pvo(m->cgienv, "backend"));
+	CHECK(needs(v, "lws-uds-proxy"));
+	/* proxied mounts: a ws upgrade without subprotocol is the plugin's */
+	CHECK(pvo(proxy_pvo(v), "default") != NULL);
+}
+
 static const struct good {
 	const char	*conf, *vhosts;
 	void		(*check)(const struct udsp_hconf *hc);
@@ -617,6 +698,17 @@ static const struct good {
 	  {"name": "b", "port": 2, "mounts": [
 	   {"mountpoint": "/app", "origin": "file:///srv"}]}]}),
 	  g_mount_two_vhosts },
+	/* a mount's ws options, as conf-mount.c splits them */
+	{ MIN_GLOBAL, J({"vhosts": [{"name": "w", "port": 1, "mounts": [
+	  {"mountpoint": "/a", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-subprotocols": "chat, v2,chat",
+		   "ws-max-message-kb": "4194304",
+		   "ws-idle-timeout-ms": "0"}},
+	  {"mountpoint": "/b", "origin": "http://127.0.0.1:9/",
+	   "pmo": {"ws-subprotocols": "v2, mqtt"}},
+	  {"mountpoint": "/s", "origin": "callback://lws-uds-proxy",
+	   "pmo": {"status": "json", "status-allow": "127.0.0.1"}}]}]}),
+	  g_mount_ws },
 };
 
 static void

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * Table tests for plugin/h1_codec.c: the response parser and the chunked
- * decoder.  Every case runs whole, byte by byte and split at every offset,
- * each piece copied to just before a PROT_NONE page, and must give the
- * same verdict every time.
+ * Table tests for plugin/h1_codec.c and h1_chunk.c: the response parser
+ * and the chunked decoder.  Every case runs whole, byte by byte and split
+ * at every offset, each piece copied to just before a PROT_NONE page, and
+ * must give the same verdict every time.
  */
 #define _DEFAULT_SOURCE
 #include <stdint.h>
