@@ -28,24 +28,6 @@ struct sbuf {
 	int	err;
 };
 
-/*
- * What the head is built from: a relay's request, or a WebSocket upgrade
- * (ws_key set), which goes as a GET with our own Upgrade fields.
- */
-struct reqctx {
-	struct lws				*wsi;
-	struct udsp_vhd				*vhd;
-	struct udsp_backend			*be;
-	const struct lws_protocol_vhost_options	*pmo;
-	const char				*peer;
-	const char				*method;
-	enum udsp_body				body;
-	int64_t					body_remain;
-	int					h2;
-	const char				*ws_key;	/* b64 */
-	const char				*ws_proto;	/* or NULL */
-};
-
 static void
 sb_put(struct sbuf *b, const char *s, size_t n)
 {
@@ -179,22 +161,28 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 	return 0;
 }
 
-/* The request's method name into buf, or NULL for CONNECT / unknown. */
 const char *
-udsp_req_method(struct udsp_relay *r, char *buf, size_t len)
+udsp_method_name(struct lws *wsi, int h2, int method, char *buf, size_t len)
 {
 	const char *m = NULL;
 
-	if (r->h2) {
-		if (lws_hdr_copy(r->cwsi, buf, (int)len,
+	if (h2) {
+		if (lws_hdr_copy(wsi, buf, (int)len,
 				 WSI_TOKEN_HTTP_COLON_METHOD) > 0)
 			m = buf;
-	} else if (r->method >= 0 && r->method < (int)LWS_ARRAY_SIZE(methods))
-		m = methods[r->method];
+	} else if (method >= 0 && method < (int)LWS_ARRAY_SIZE(methods))
+		m = methods[method];
 	if (!m || !udsp_hdr_name_ok(m, strlen(m)) || !strcmp(m, "CONNECT"))
 		return NULL;
 
 	return m;
+}
+
+/* The request's method name into buf, or NULL for CONNECT / unknown. */
+const char *
+udsp_req_method(struct udsp_relay *r, char *buf, size_t len)
+{
+	return udsp_method_name(r->cwsi, r->h2, r->method, buf, len);
 }
 
 /* Query fragments as lws decoded them, into argbuf / args, count in *nargs */
@@ -289,7 +277,7 @@ copy_custom(struct lws *wsi, struct sbuf *b, const char *name, size_t nl,
  * -1 for a damaged value.
  */
 static int
-mount_custom(const struct reqctx *r, struct sbuf *b, const char *list,
+mount_custom(const struct udsp_reqctx *r, struct sbuf *b, const char *list,
 	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
 {
 	char name[66];
@@ -383,14 +371,10 @@ ws_own(const char *name, size_t nl)
 	return nl >= 14 && !strncasecmp(name, "sec-websocket-", 14);
 }
 
-static enum udsp_err
-build(const struct reqctx *c, const char *remainder, char **out,
-      size_t *outlen);
-
 enum udsp_err
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
-	struct reqctx c;
+	struct udsp_reqctx c;
 	char mbuf[32];
 
 	memset(&c, 0, sizeof(c));
@@ -406,7 +390,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	if (!c.method)
 		return UDSP_E_BAD_REQUEST;
 
-	return build(&c, remainder, &r->reqhead, &r->reqhead_len);
+	return udsp_reqhead_build_ctx(&c, remainder, &r->reqhead,
+				      &r->reqhead_len);
 }
 
 enum udsp_err
@@ -417,7 +402,7 @@ udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 		      const char *key, const char *proto, char **out,
 		      size_t *outlen)
 {
-	struct reqctx c;
+	struct udsp_reqctx c;
 
 	memset(&c, 0, sizeof(c));
 	c.wsi = wsi;
@@ -430,12 +415,12 @@ udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 	c.ws_key = key;
 	c.ws_proto = proto;
 
-	return build(&c, remainder, out, outlen);
+	return udsp_reqhead_build_ctx(&c, remainder, out, outlen);
 }
 
-static enum udsp_err
-build(const struct reqctx *c, const char *remainder, char **out,
-      size_t *outlen)
+enum udsp_err
+udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
+		       char **out, size_t *outlen)
 {
 	struct lws *wsi = c->wsi, *nwsi = lws_get_network_wsi(wsi);
 	struct udsp_vhd *vhd = c->vhd;
