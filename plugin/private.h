@@ -84,6 +84,7 @@ struct udsp_vhd {
 	unsigned long			next_id;
 	char				**fwd;		/* owned: lower "x:" */
 	int				nfwd;
+	struct udsp_mfwd		*mfwd;		/* owned (reqhead.c) */
 	int				alog_fd;	/* owned; -1: none */
 	int				draining;	/* keep no idle conns */
 	/*
@@ -481,6 +482,9 @@ struct udsp_reqctx {
 enum udsp_err
 udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
 		       char **out, size_t *outlen);
+/* the mounts' forward-headers kept on the vhost */
+void
+udsp_reqhead_vhd_free(struct udsp_vhd *vhd);
 /* method: lws_http_get_uri_and_method()'s index, for h1 */
 const char *
 udsp_method_name(struct lws *wsi, int h2, int method, char *buf, size_t len);

@@ -144,7 +144,8 @@ static struct udsp_backend be;
 /* a mount's pmo list: backend, then forward-headers */
 static const struct lws_protocol_vhost_options pmo_fwd = {
 	NULL, NULL, "forward-headers",
-	"X-Mount-A, x-request-id, Connection, X-Conn-Named,, X-Bad Name"
+	"X-Mount-A, x-request-id, Connection, X-Conn-Named,, X-Bad Name, "
+	"Keep-Alive, X-Forwarded-Proto"
 };
 static const struct lws_protocol_vhost_options pmo = {
 	&pmo_fwd, NULL, "backend", "unix:/tmp/app.sock"
@@ -278,7 +279,8 @@ static const struct row rows[] = {
   { { WSI_TOKEN_HOST, { "h" } },
     { WSI_TOKEN_CONNECTION, { "x-conn-named" } } },
   { { "x-mount-a:", "m" }, { "x-request-id:", "r1" },
-    { "x-conn-named:", "no" }, { "x-other:", "no" } }, UDSP_E_NONE,
+    { "x-conn-named:", "no" }, { "x-other:", "no" },
+    { "keep-alive:", "no" }, { "x-forwarded-proto:", "no" } }, UDSP_E_NONE,
   "GET / HTTP/1.1\r\n"
   "Host: h\r\n"
   "x-request-id: r1\r\n"
@@ -415,8 +417,10 @@ build_rows(void)
 				fprintf(stderr, "row '%s': error %d, want %d\n",
 					w->what, (int)e, (int)w->err);
 			CHECK(e == w->err);
-			if (e) {
-				CHECK(!out);
+			if (e || e != w->err) {
+				CHECK(!out == !!e);
+				if (out)
+					free(out - LWS_PRE);
 				continue;
 			}
 			CHECK(out && len == strlen(out));
@@ -503,6 +507,8 @@ main(void)
 	build_rows();
 	methods();
 	websocket();
+	udsp_reqhead_vhd_free(&vhd);
+	CHECK(!vhd.mfwd);
 
 	return T_END();
 }
