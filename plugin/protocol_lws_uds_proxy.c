@@ -212,6 +212,7 @@ vhd_destroy(struct udsp_vhd *vhd)
 		free(vhd->fwd[n]);
 	free(vhd->fwd);
 	vhd->fwd = NULL;
+	udsp_reqhead_vhd_free(vhd);
 	if (vhd->ssl_ctx)
 		SSL_CTX_free(vhd->ssl_ctx);
 	vhd->ssl_ctx = NULL;

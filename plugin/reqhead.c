@@ -28,24 +28,6 @@ struct sbuf {
 	int	err;
 };
 
-/*
- * What the head is built from: a relay's request, or a WebSocket upgrade
- * (ws_key set), which goes as a GET with our own Upgrade fields.
- */
-struct reqctx {
-	struct lws				*wsi;
-	struct udsp_vhd				*vhd;
-	struct udsp_backend			*be;
-	const struct lws_protocol_vhost_options	*pmo;
-	const char				*peer;
-	const char				*method;
-	enum udsp_body				body;
-	int64_t					body_remain;
-	int					h2;
-	const char				*ws_key;	/* b64 */
-	const char				*ws_proto;	/* or NULL */
-};
-
 static void
 sb_put(struct sbuf *b, const char *s, size_t n)
 {
@@ -179,22 +161,28 @@ copy_token(struct lws *wsi, int t, char *tmp, int tmplen, struct sbuf *b,
 	return 0;
 }
 
-/* The request's method name into buf, or NULL for CONNECT / unknown. */
 const char *
-udsp_req_method(struct udsp_relay *r, char *buf, size_t len)
+udsp_method_name(struct lws *wsi, int h2, int method, char *buf, size_t len)
 {
 	const char *m = NULL;
 
-	if (r->h2) {
-		if (lws_hdr_copy(r->cwsi, buf, (int)len,
+	if (h2) {
+		if (lws_hdr_copy(wsi, buf, (int)len,
 				 WSI_TOKEN_HTTP_COLON_METHOD) > 0)
 			m = buf;
-	} else if (r->method >= 0 && r->method < (int)LWS_ARRAY_SIZE(methods))
-		m = methods[r->method];
+	} else if (method >= 0 && method < (int)LWS_ARRAY_SIZE(methods))
+		m = methods[method];
 	if (!m || !udsp_hdr_name_ok(m, strlen(m)) || !strcmp(m, "CONNECT"))
 		return NULL;
 
 	return m;
+}
+
+/* The request's method name into buf, or NULL for CONNECT / unknown. */
+const char *
+udsp_req_method(struct udsp_relay *r, char *buf, size_t len)
+{
+	return udsp_method_name(r->cwsi, r->h2, r->method, buf, len);
 }
 
 /* Query fragments as lws decoded them, into argbuf / args, count in *nargs */
@@ -283,28 +271,113 @@ copy_custom(struct lws *wsi, struct sbuf *b, const char *name, size_t nl,
 	return 0;
 }
 
-#if !defined(UDSP_HAVE_CUSTOM_FOREACH)
 /*
- * Names from a mount's forward-headers list not already in the vhost's;
- * -1 for a damaged value.
+ * A mount's "forward-headers" (pmo), parsed once, at the first request
+ * through the mount, and kept on the vhost for the vhost's life (the pmo
+ * list is lws's, as long-lived): its names not already in the vhost's list,
+ * lower-case with their colon, in the list's order, each one's own policy
+ * checked; only the request's Connection tokens are left to check.
+ */
+struct udsp_mfwd {
+	struct udsp_mfwd			*next;
+	const struct lws_protocol_vhost_options	*pmo;	/* the key */
+	char					**name;	/* owned */
+	int					n;
+};
+
+static void
+mfwd_free(struct udsp_mfwd *m)
+{
+	int n;
+
+	for (n = 0; n < m->n; n++)
+		free(m->name[n]);
+	free(m->name);
+	free(m);
+}
+
+void
+udsp_reqhead_vhd_free(struct udsp_vhd *vhd)
+{
+	struct udsp_mfwd *m;
+
+	while ((m = vhd->mfwd)) {
+		vhd->mfwd = m->next;
+		mfwd_free(m);
+	}
+}
+
+#if !defined(UDSP_HAVE_CUSTOM_FOREACH)
+static int
+mfwd_add(struct udsp_mfwd *m, const struct udsp_vhd *vhd, const char *s,
+	 size_t nl)
+{
+	char name[66], **nn;
+	int n;
+
+	if (!udsp_hdr_name_ok(s, nl) || !udsp_hdr_req_forward(s, nl, NULL, 0) ||
+	    !udsp_hdr_custom_name(name, sizeof(name), s, nl))
+		return 0;
+	for (n = 0; n < vhd->nfwd; n++)
+		if (!strcmp(vhd->fwd[n], name))
+			return 0;
+	nn = realloc(m->name, sizeof(*nn) * (size_t)(m->n + 1));
+	if (!nn)
+		return -1;
+	m->name = nn;
+	m->name[m->n] = strdup(name);
+
+	return m->name[m->n] ? (m->n++, 0) : -1;
+}
+
+/* The mount's names, parsed at its first request; NULL: out of memory */
+static const struct udsp_mfwd *
+mount_fwd(struct udsp_vhd *vhd, const struct lws_protocol_vhost_options *pmo)
+{
+	const struct lws_protocol_vhost_options *p;
+	struct udsp_mfwd *m;
+	const char *list, *s;
+	size_t nl;
+
+	for (m = vhd->mfwd; m; m = m->next)
+		if (m->pmo == pmo)
+			return m;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->pmo = pmo;
+	for (p = pmo; p; p = p->next) {
+		if (strcmp(p->name, "forward-headers"))
+			continue;
+		list = p->value;
+		while ((s = udsp_list_next(&list, &nl)))
+			if (mfwd_add(m, vhd, s, nl)) {
+				mfwd_free(m);
+				return NULL;
+			}
+	}
+	m->next = vhd->mfwd;
+	vhd->mfwd = m;
+
+	return m;
+}
+
+/*
+ * Custom headers by name (lower-case, colon after the name), but those the
+ * request's Connection names; -1 for a damaged value.
  */
 static int
-mount_custom(const struct reqctx *r, struct sbuf *b, const char *list,
-	     const char *conn, size_t conn_len, char *tmp, size_t tmplen)
+copy_named(struct lws *wsi, struct sbuf *b, char * const *names, int n,
+	   const char *conn, size_t conn_len, char *tmp, size_t tmplen)
 {
-	char name[66];
-	const char *s;
 	size_t nl;
-	int n, dup;
+	int i;
 
-	while ((s = udsp_list_next(&list, &nl))) {
-		if (!udsp_hdr_name_ok(s, nl) ||
-		    !udsp_hdr_req_forward(s, nl, conn, conn_len) ||
-		    !udsp_hdr_custom_name(name, sizeof(name), s, nl))
+	for (i = 0; i < n; i++) {
+		nl = strlen(names[i]) - 1;
+		if (conn_len && udsp_hdr_list_has(conn, conn_len, names[i], nl))
 			continue;
-		for (dup = 0, n = 0; n < r->vhd->nfwd && !dup; n++)
-			dup = !strcmp(r->vhd->fwd[n], name);
-		if (!dup && copy_custom(r->wsi, b, name, nl, tmp, tmplen))
+		if (copy_custom(wsi, b, names[i], nl, tmp, tmplen))
 			return -1;
 	}
 
@@ -383,14 +456,10 @@ ws_own(const char *name, size_t nl)
 	return nl >= 14 && !strncasecmp(name, "sec-websocket-", 14);
 }
 
-static enum udsp_err
-build(const struct reqctx *c, const char *remainder, char **out,
-      size_t *outlen);
-
 enum udsp_err
 udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 {
-	struct reqctx c;
+	struct udsp_reqctx c;
 	char mbuf[32];
 
 	memset(&c, 0, sizeof(c));
@@ -406,7 +475,8 @@ udsp_reqhead_build(struct udsp_relay *r, const char *remainder)
 	if (!c.method)
 		return UDSP_E_BAD_REQUEST;
 
-	return build(&c, remainder, &r->reqhead, &r->reqhead_len);
+	return udsp_reqhead_build_ctx(&c, remainder, &r->reqhead,
+				      &r->reqhead_len);
 }
 
 enum udsp_err
@@ -417,7 +487,7 @@ udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 		      const char *key, const char *proto, char **out,
 		      size_t *outlen)
 {
-	struct reqctx c;
+	struct udsp_reqctx c;
 
 	memset(&c, 0, sizeof(c));
 	c.wsi = wsi;
@@ -430,12 +500,12 @@ udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 	c.ws_key = key;
 	c.ws_proto = proto;
 
-	return build(&c, remainder, out, outlen);
+	return udsp_reqhead_build_ctx(&c, remainder, out, outlen);
 }
 
-static enum udsp_err
-build(const struct reqctx *c, const char *remainder, char **out,
-      size_t *outlen)
+enum udsp_err
+udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
+		       char **out, size_t *outlen)
 {
 	struct lws *wsi = c->wsi, *nwsi = lws_get_network_wsi(wsi);
 	struct udsp_vhd *vhd = c->vhd;
@@ -519,24 +589,20 @@ build(const struct reqctx *c, const char *remainder, char **out,
 		if (cc.damaged)
 			goto bail;
 #else
-		const struct lws_protocol_vhost_options *pmo;
+		const struct udsp_mfwd *m = NULL;
 
-		for (n = 0; n < vhd->nfwd; n++) {
-			nl = strlen(vhd->fwd[n]) - 1;
-			/* the name's own policy was checked at init */
-			if (conn_len && udsp_hdr_list_has(conn, conn_len,
-							  vhd->fwd[n], nl))
-				continue;
-			if (copy_custom(wsi, &b, vhd->fwd[n], nl, tmp,
-					sizeof(tmp)))
-				goto bail;
-		}
+		/* the names' own policy was checked at init / first sight */
+		if (copy_named(wsi, &b, vhd->fwd, vhd->nfwd, conn, conn_len,
+			       tmp, sizeof(tmp)))
+			goto bail;
 		/* and the mount's own list (pmo "forward-headers") */
-		for (pmo = c->pmo; pmo; pmo = pmo->next)
-			if (!strcmp(pmo->name, "forward-headers") &&
-			    mount_custom(c, &b, pmo->value, conn, conn_len,
-					 tmp, sizeof(tmp)))
-				goto bail;
+		if (c->pmo && !(m = mount_fwd(vhd, c->pmo))) {
+			ret = UDSP_E_INTERNAL;
+			goto bail;
+		}
+		if (m && copy_named(wsi, &b, m->name, m->n, conn, conn_len,
+				    tmp, sizeof(tmp)))
+			goto bail;
 #endif
 	}
 

@@ -24,10 +24,14 @@ FIXTURES = os.path.join(SRC_TOP, "tests", "fixtures")
 CERT = os.path.join(FIXTURES, "localhost-100y.cert")
 KEY = os.path.join(FIXTURES, "localhost-100y.key")
 PYTHON = "/usr/bin/python3"
-BACKEND = os.path.join(HERE, "backend.py")
-WS_BACKEND = os.path.join(HERE, "ws_backend.py")
+# the test backends' programs (backends/README.md)
+BACKENDS = os.path.join(HERE, "backends")
+BACKEND = os.path.join(BACKENDS, "backend.py")
+WS_BACKEND = os.path.join(BACKENDS, "ws_backend.py")
 
 sys.path.insert(0, HERE)
+# backend.py's body pattern is the one the cases check against
+sys.path.insert(0, BACKENDS)
 from backend import pattern  # noqa: E402
 import lwsws_host  # noqa: E402
 

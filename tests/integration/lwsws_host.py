@@ -68,7 +68,7 @@ _WS_SUBPROTOCOLS = (
     "the connection is dropped, :627), and a lwsws vhost's protocols are "
     "the names its plugins export (lib/core-net/vhost.c:615-698 in 4.1.6): "
     "lwsws has no way to add the names of a mount's ws-subprotocols, which "
-    "lws-uds-proxyd registers on the plugin's callback (host/serve.c).")
+    "lws-uds-proxyd registers on the plugin's callback (host/vhosts.c).")
 _WS_CASES = {"ws-subprotocols-%s" % p: _WS_SUBPROTOCOLS
              for p in ("h1", "h2")}
 EXCLUDED = {
@@ -141,7 +141,7 @@ class Host:
                     m["pmo"] = [{"backend": o}] + [
                         p for p in m.get("pmo", []) if "backend" not in p]
                 if m["origin"] == "callback://lws-uds-proxy":
-                    # what lws-uds-proxyd adds by itself (conf-vhost.c
+                    # what lws-uds-proxyd adds by itself (conf-mount.c
                     # mount_ws) and a lwsws config must say: lws tells a
                     # plugin a mount's pmo but never its mountpoint (the
                     # HTTP_PMO of a ws upgrade, lib/roles/ws/server-ws.c:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 #
-# Runs integration cases (cases.py) against a build tree:
+# Runs the integration cases (cases/, one module per topic: README.md here)
+# against a build tree:
 #   run.py --list                      names, one a line (CMake reads this)
 #   run.py --build-dir B CASE...       run the named cases, or "all", or
 #                                      "known" (cases.KNOWN: known bugs)

@@ -71,7 +71,7 @@ done
 [ $fails -eq 0 ] && echo "ok   install layout (bin, plugin dir, unit, share)"
 
 # --- run the installed daemon --------------------------------------------
-"$py" "$here/test-ops-backend.py" "$tmp/app.sock" installed "$tmp" \
+"$py" "$here/backends/test-ops-backend.py" "$tmp/app.sock" installed "$tmp" \
 	</dev/null >/dev/null 2>&1 &
 pids+=($!)
 port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -31,7 +31,7 @@ from harness import (Failure, can_connect_unix, children,  # noqa: E402
 TOP = os.path.dirname(os.path.dirname(HERE))
 CERT = os.path.join(TOP, "tests", "fixtures", "localhost-100y.cert")
 KEY = os.path.join(TOP, "tests", "fixtures", "localhost-100y.key")
-BACKEND = os.path.join(HERE, "backend.py")
+BACKEND = os.path.join(HERE, "backends", "backend.py")
 PY = "/usr/bin/python3"
 RELOADS = 3
 BURST = 300            # requests per h2load run

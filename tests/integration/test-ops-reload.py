@@ -26,7 +26,7 @@ from harness import (Failure, can_connect_unix, children,  # noqa: E402
 TOP = os.path.dirname(os.path.dirname(HERE))
 CERT = os.path.join(TOP, "tests", "fixtures", "localhost-100y.cert")
 KEY = os.path.join(TOP, "tests", "fixtures", "localhost-100y.key")
-BACKEND = os.path.join(HERE, "test-ops-backend.py")
+BACKEND = os.path.join(HERE, "backends", "test-ops-backend.py")
 PY = "/usr/bin/python3"
 N = 8 * 1024 * 1024
 

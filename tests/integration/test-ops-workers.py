@@ -33,7 +33,7 @@ from harness import (Failure, can_connect_unix, children,  # noqa: E402
                      end_ops_run, free_port, ops_pattern, proc_fds,
                      wait_until)
 
-BACKEND = os.path.join(HERE, "test-ops-backend.py")
+BACKEND = os.path.join(HERE, "backends", "test-ops-backend.py")
 PY = "/usr/bin/python3"
 N = 8 * 1024 * 1024
 WORKERS = 2

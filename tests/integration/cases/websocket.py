@@ -1,0 +1,638 @@
+# SPDX-License-Identifier: MIT
+#
+# Integration cases: WebSocket.
+#
+# WebSocket through a proxied mount (issue 11): messages, closes,
+# subprotocols, the message size limit, a flood (memory stays bounded),
+# browser-like flow control and the idle timeout; ws over h2 (RFC 8441)
+# with a python3-h2 client.
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl as _ssl
+import time
+
+import websockets
+
+from harness import (Failure, H2Client, check, eq, h2_status, proc_status,
+                     wait_until)
+
+from .common import case
+
+
+# ---- WebSocket through a proxied mount (issue 11) ----------------------
+#
+# "h1" runs ws:// on the plain port, "h2" wss:// on the TLS one (an h1
+# upgrade over TLS: python3-websockets has no RFC 8441).  The backend is
+# ws_backend.py ("ws", next to backend.py as "main" for pages): /ws is the
+# proxy-origin mount form, /wscb the callback one.
+
+WS_MOUNTS = ("/ws", "/wscb")
+WS_BACKENDS = (("main", "unix"), ("ws", "ws-unix"))
+
+
+def ws_mounts(env, pmo=None, kind="ws"):
+    b = env.backends[kind]
+    extra = [dict(pmo)] if pmo else []
+    return env.standard_mounts() + [
+        {"mountpoint": "/ws", "origin": b.origin("/"),
+         **({"pmo": extra} if extra else {})},
+        {"mountpoint": "/wscb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": b.origin("/")}] + extra},
+    ]
+
+
+def ws_url(env, proto, path):
+    if proto == "h1":
+        return "ws://127.0.0.1:%d%s" % (env.http_port, path)
+    return "wss://127.0.0.1:%d%s" % (env.https_port, path)
+
+
+def ws_connect(env, proto, path, **kw):
+    ctx = None
+    if proto != "h1":
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+    kw.setdefault("max_size", None)
+    kw.setdefault("ping_interval", None)
+    kw.setdefault("open_timeout", 20)
+    return websockets.connect(ws_url(env, proto, path), ssl=ctx, **kw)
+
+
+def ws_run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class WsCloseWaits(logging.Handler):
+    """Counts the client's close handshakes after which the server did not
+    close the connection within the client's close_timeout (pass 2.5 s).
+    lws closes at once when it reads the client's close answer; when it
+    does not read it (rx still paused) only its fixed 5 s close-ack timer
+    ends the connection (lib/roles/ws/ops-ws.c:1277 in 4.1.6)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.n = 0
+        self.log = logging.getLogger("websockets.client")
+
+    def emit(self, rec):
+        if "timed out waiting for TCP close" in rec.getMessage():
+            self.n += 1
+
+    def __enter__(self):
+        self.level = self.log.level
+        self.log.setLevel(logging.DEBUG)
+        self.log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.log.removeHandler(self)
+        self.log.setLevel(self.level)
+
+
+def ws_closes(env, name="ws"):
+    return [r for r in env.backends[name].requests() if "closed" in r]
+
+
+@case("ws-messages", backends=WS_BACKENDS)
+def t_ws_messages(env, proto):
+    """Text, binary, empty, fragmented and large messages both ways through
+    both mount forms; the upgrade reaches the backend at the mapped path
+    with the query, Host, Cookie, Origin, X-Forwarded-* and no client
+    Sec-WebSocket-* of its own; a client's close code and reason reach the
+    backend."""
+    env.start_daemon(mounts=ws_mounts(env))
+
+    async def one(mount):
+        async with ws_connect(env, proto, mount + "/hello?x=1&y=a%20b",
+                              origin="http://example.test",
+                              extra_headers=[("Cookie", "a=1"),
+                                             ("X-Request-Id", "rq1")]) as ws:
+            seen = json.loads(await ws.recv())
+            eq(seen["path"], "/hello?x=1&y=a%20b", "path at the backend")
+            h = {}
+            for k, v in seen["headers"]:
+                h.setdefault(k.lower(), []).append(v)
+            eq(h.get("host"), [env.authority(proto)], "Host")
+            eq(h.get("origin"), ["http://example.test"], "Origin")
+            eq(h.get("cookie"), ["a=1"], "Cookie")
+            eq(h.get("x-request-id"), ["rq1"], "X-Request-Id")
+            eq(h.get("x-forwarded-for"), ["127.0.0.1"], "X-Forwarded-For")
+            eq(h.get("x-forwarded-proto"),
+               ["http" if proto == "h1" else "https"], "X-Forwarded-Proto")
+            eq(seen["subprotocol"], None, "subprotocol")
+            for m in ("h\u00e9llo", b"\x00\x01\xff", "", b"",
+                      bytes(range(256)) * 4096, "x" * 70000):
+                await ws.send(m)
+                got = await ws.recv()
+                eq(type(got), type(m), "message type")
+                check(got == m, "echo of %d bytes differs", len(m))
+            # fragmented, both types: one message at the backend
+            await ws.send(["ab", "", "cd"])
+            eq(await ws.recv(), "abcd", "fragmented text")
+            await ws.send([b"\x01" * 5000, b"\x02" * 3])
+            eq(await ws.recv(), b"\x01" * 5000 + b"\x02" * 3,
+               "fragmented binary")
+            # lws answers the client's own pings
+            await asyncio.wait_for(await ws.ping(b"p1"), 10)
+            await ws.close(4001, "bye now")
+        eq((ws.close_code, ws.close_reason), (4001, "bye now"),
+           "the close the client saw echoed")
+
+    for mount in WS_MOUNTS:
+        ws_run(one(mount))
+    wait_until(lambda: len(ws_closes(env)) == 2, "backend saw the closes")
+    for r in ws_closes(env):
+        eq((r["closed"], r["reason"]), (4001, "bye now"),
+           "close code and reason at the backend")
+
+
+@case("ws-closes", backends=WS_BACKENDS)
+def t_ws_closes(env, proto):
+    """The backend's close code and reason reach the client; a backend that
+    pings gets the client's pong; a backend missing (connect refused) and
+    one dropping the connection or writing garbage end the client's ws
+    with 1014 / 1011 / 1014, and the daemon serves on."""
+    env.start_daemon(mounts=ws_mounts(env))
+
+    async def closes(mount):
+        async with ws_connect(env, proto, mount +
+                              "/close?code=4321&reason=gone%20away") as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq((ws.close_code, ws.close_reason), (4321, "gone away"),
+           "backend's close at the client")
+        async with ws_connect(env, proto, mount + "/ping") as ws:
+            eq(await ws.recv(), "pong-ok", "backend's ping answered")
+        for path, code in (("/abort", 1011), ("/garbage", 1014)):
+            async with ws_connect(env, proto, mount + path) as ws:
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed:
+                    pass
+            eq(ws.close_code, code, "close code after " + path)
+
+    async def missing(mount):
+        async with ws_connect(env, proto, mount + "/echo",
+                              close_timeout=2.5) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1014, "close code, backend missing")
+
+    for mount in WS_MOUNTS:
+        ws_run(closes(mount))
+    env.backends["ws"].kill(signal.SIGKILL)
+    # closed before the backend's 101, while the client is still paused:
+    # the close handshake must still complete
+    with WsCloseWaits() as waits:
+        for mount in WS_MOUNTS:
+            ws_run(missing(mount))
+    eq(waits.n, 0, "close handshakes the proxy left hanging")
+    env.get_ok(proto, "/app/bytes/100", "after the ws failures")
+
+
+@case("ws-subprotocols", backends=WS_BACKENDS)
+def t_ws_subprotocols(env, proto):
+    """With ws-subprotocols listed, the 101 names the subprotocol the
+    client offered and the backend accepted; a backend choosing another
+    or none is a 1014, never bridged; a name no mount lists is refused by
+    lws before any 101."""
+    env.start_daemon(mounts=ws_mounts(env, {"ws-subprotocols":
+                                            "chat, superchat"}))
+
+    async def one(mount):
+        async with ws_connect(env, proto, mount + "/hello",
+                              subprotocols=["superchat"]) as ws:
+            eq(ws.subprotocol, "superchat", "subprotocol in the 101")
+            seen = json.loads(await ws.recv())
+            eq(seen["subprotocol"], "superchat", "offered to the backend")
+            await ws.send("x")
+            eq(await ws.recv(), "x", "echo")
+        for path in ("/proto-none", "/proto-other"):
+            async with ws_connect(env, proto, mount + path,
+                                  subprotocols=["chat"]) as ws:
+                eq(ws.subprotocol, "chat", "subprotocol in the 101")
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed:
+                    pass
+            eq(ws.close_code, 1014, "close code for " + path)
+        try:
+            async with ws_connect(env, proto, mount + "/echo",
+                                  subprotocols=["nope"]):
+                pass
+            check(False, "a subprotocol nobody lists was bridged")
+        except websockets.InvalidHandshake:
+            pass
+        except (ConnectionError, EOFError, OSError):
+            pass
+
+    for mount in WS_MOUNTS:
+        ws_run(one(mount))
+
+
+@case("ws-max-message", backends=WS_BACKENDS)
+def t_ws_max_message(env, proto):
+    """ws-max-message-kb 64: a 64 KiB message passes both ways, a larger
+    one from the client or the backend ends the ws with 1009."""
+    env.start_daemon(mounts=ws_mounts(env, {"ws-max-message-kb": "64"}))
+
+    async def one(mount):
+        async with ws_connect(env, proto, mount + "/echo") as ws:
+            await ws.send(b"a" * 65536)
+            eq(len(await ws.recv()), 65536, "64 KiB echoed")
+            await ws.send([b"b" * 40000, b"c" * 40000])
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1009, "client's too big message")
+        async with ws_connect(env, proto, mount +
+                              "/flood?n=1&size=70000") as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1009, "backend's too big message")
+
+    for mount in WS_MOUNTS:
+        ws_run(one(mount))
+
+
+@case("ws-flood-rss", protos=("h1",), backends=WS_BACKENDS, timeout=180)
+def t_ws_flood_rss(env, proto):
+    """A backend flooding a slow client and a client flooding a slow
+    backend (64 MiB each way): all bytes arrive and the serving process's
+    peak RSS stays within 16 MiB of where it started."""
+    env.start_daemon(mounts=ws_mounts(env))
+    pid = env.serving_pid()
+    base = proc_status(pid)["VmRSS"]
+    n, size = 1024, 65536
+
+    async def down():
+        async with ws_connect(env, proto, "/ws/flood?n=%d&size=%d" %
+                              (n, size), max_queue=1,
+                              read_limit=65536) as ws:
+            got = 0
+            while True:
+                try:
+                    m = await ws.recv()
+                except websockets.ConnectionClosed:
+                    break
+                got += len(m)
+                if got % (size * 64) == 0:
+                    await asyncio.sleep(0.05)
+            eq(got, n * size, "bytes the client got")
+
+    async def up():
+        async with ws_connect(env, proto, "/ws/sink?delay=2",
+                              write_limit=65536) as ws:
+            blob = b"z" * size
+            for _ in range(n):
+                await ws.send(blob)
+            await ws.send("end")
+            eq(await ws.recv(), "got %d" % (n * size), "bytes the backend got")
+
+    ws_run(down(), 150)
+    ws_run(up(), 150)
+    peak = proc_status(pid)["VmHWM"]
+    print("ws flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
+    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
+
+
+@case("ws-browser-flow", backends=WS_BACKENDS)
+def t_ws_browser_flow(env, proto):
+    """A browser's flow through both mount forms: the app's page comes over
+    http(s) (h1, or h2 on TLS) with a cookie; the ws its script opens to
+    the same origin (h1 upgrade, as browsers do when RFC 8441 is not
+    offered) reaches the same backend at the mapped path with that cookie
+    and the page's Origin, and messages flow both ways."""
+    env.start_daemon(mounts=ws_mounts(env))
+    origin = ("http://127.0.0.1:%d" % env.http_port if proto == "h1" else
+              "https://127.0.0.1:%d" % env.https_port)
+
+    async def ws_part(mount, cookie):
+        async with ws_connect(env, proto, mount + "/hello",
+                              origin=origin,
+                              extra_headers=[("Cookie", cookie)]) as ws:
+            seen = json.loads(await ws.recv())
+            eq(seen["path"], "/hello", "ws path at the backend")
+            h = {k.lower(): v for k, v in seen["headers"]}
+            eq(h.get("cookie"), cookie, "the page's cookie on the ws")
+            eq(h.get("origin"), origin, "the page's Origin on the ws")
+            await ws.send("from the page")
+            eq(await ws.recv(), "from the page", "echo")
+            await ws.send(b"\x00\x01")
+            eq(await ws.recv(), b"\x00\x01", "binary echo")
+
+    for mount in WS_MOUNTS:
+        r = env.get_ok(proto, mount + "/page")
+        check(b"new WebSocket" in r.body, "the page: %r", r.body[:200])
+        sc = r.h("set-cookie") or ""
+        check(sc.startswith("sid=s3cr3t"), "Set-Cookie of the page: %r", sc)
+        ws_run(ws_part(mount, sc.split(";")[0]))
+    pages = [q for q in env.backends["ws"].requests() if "page" in q]
+    eq([q["page"] for q in pages], ["/page"] * len(WS_MOUNTS),
+       "page requests at the ws backend")
+
+
+WS_IDLE_MOUNTS = ("/wsi", "/wsicb")
+
+
+@case("ws-idle", backends=WS_BACKENDS, timeout=90)
+def t_ws_idle(env, proto):
+    """A quiet ws outlives lws's timeout-secs, the vhost's
+    keepalive_timeout and the plugin's idle-timeout-ms (all set to 1 s
+    here, for lws's 5 s and 60 s), then still carries messages; a mount's
+    ws-idle-timeout-ms ends a quiet one with 1001 "idle timeout" toward
+    both peers.  The waits are the idleness under test."""
+    b = env.backends["ws"]
+    idle = {"ws-idle-timeout-ms": "500"}
+    mounts = ws_mounts(env) + [
+        {"mountpoint": "/wsi", "origin": b.origin("/"), "pmo": [idle]},
+        {"mountpoint": "/wsicb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": b.origin("/")}, idle]},
+    ]
+    env.start_daemon(mounts=mounts, pvo={"idle-timeout-ms": "1000"},
+                     global_extra={"timeout-secs": "1"},
+                     vhost_extra={"keepalive_timeout": "1"})
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        quiet = [await ws_connect(env, proto, m + "/echo")
+                 for m in WS_MOUNTS]
+        bounded = [await ws_connect(env, proto, m + "/echo")
+                   for m in WS_IDLE_MOUNTS]
+        try:
+            for m, ws in zip(WS_IDLE_MOUNTS, bounded):
+                try:
+                    await asyncio.wait_for(ws.recv(), 20)
+                    check(False, "%s: a message on an idle ws", m)
+                except websockets.ConnectionClosed:
+                    pass
+                eq((ws.close_code, ws.close_reason), (1001, "idle timeout"),
+                   m + ": close at the client")
+            # three times every timeout that could cut the quiet ones
+            await asyncio.sleep(max(0.0, 3.5 - (loop.time() - t0)))
+            for m, ws in zip(WS_MOUNTS, quiet):
+                await ws.send("still here")
+                eq(await asyncio.wait_for(ws.recv(), 10), "still here",
+                   m + ": echo after 3.5 s quiet")
+        finally:
+            for ws in quiet + bounded:
+                await ws.close()
+
+    ws_run(run())
+    closed = {}
+    for q in ws_closes(env):
+        closed.setdefault(q["path"], []).append((q["closed"], q["reason"]))
+    eq(closed.get("/echo", [])[:len(WS_IDLE_MOUNTS)].count(
+        (1001, "idle timeout")), len(WS_IDLE_MOUNTS),
+        "idle closes at the backend: %r" % closed)
+
+# ":protocol") sends the extended CONNECT; the ws frames inside DATA are
+# made and read here (RFC 6455 5.2, client frames masked).
+
+def _ws8441_frame(op, payload, fin=True):
+    mask = os.urandom(4)
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | op
+    if n < 126:
+        head = bytes([b0, 0x80 | n])
+    elif n < 65536:
+        head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
+    key = (mask * (n // 4 + 1))[:n]
+    return head + mask + (int.from_bytes(payload, "big") ^
+                          int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+def _ws8441_parse(buf):
+    """One unmasked server frame off buf: (fin, op, payload, rest) or
+    None when buf does not hold a whole one yet."""
+    if len(buf) < 2:
+        return None
+    check(not buf[1] & 0x80, "server frame is masked")
+    n, off = buf[1] & 0x7f, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, off = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, off = int.from_bytes(buf[2:10], "big"), 10
+    if len(buf) < off + n:
+        return None
+    return bool(buf[0] & 0x80), buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
+
+
+class Ws8441:
+    """One ws over an h2 stream of an H2Client (RFC 8441 extended
+    CONNECT)."""
+
+    def __init__(self, env, path, headers=()):
+        import h2.events
+        import h2.settings
+        self.h = H2Client(env.https_port)
+        # the server's first SETTINGS, seen as it is applied
+        got = []
+        rd = self.h.c.receive_data
+
+        def receive_data(d):
+            evs = rd(d)
+            got.extend(e for e in evs
+                       if isinstance(e, h2.events.RemoteSettingsChanged))
+            return evs
+        self.h.c.receive_data = receive_data
+        self.h.pump(lambda: got, timeout=10)
+        self.offered = self.h.c.remote_settings.get(
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL, 0)
+        self.sid = None
+        self.env, self.path, self.headers = env, path, headers
+        self.buf = b""
+
+    def open(self):
+        c = self.h
+        self.sid = c.c.get_next_available_stream_id()
+        hs = [(":method", "CONNECT"), (":protocol", "websocket"),
+              (":scheme", "https"),
+              (":authority", "127.0.0.1:%d" % self.env.https_port),
+              (":path", self.path), ("sec-websocket-version", "13")]
+        c.c.send_headers(self.sid, hs + list(self.headers),
+                         end_stream=False)
+        c.streams[self.sid] = {"headers": [], "data": b"", "ended": False,
+                               "reset": None, "trailers": []}
+        c.flush()
+        st = c.streams[self.sid]
+        c.pump(lambda: st["headers"] or st["ended"] or
+               st["reset"] is not None, timeout=20)
+        return h2_status(st)
+
+    def poll(self):
+        """Has anything arrived on the stream (waiting 10 ms at most)?"""
+        st = self.h.streams[self.sid]
+
+        def any_():
+            return bool(st["data"] or self.buf) or st["ended"] or \
+                st["reset"] is not None
+        try:
+            self.h.pump(any_, timeout=0.01)
+        except Failure:
+            if self.h.closed:
+                raise
+        return any_()
+
+    def send(self, op, payload, fin=True):
+        # DATA frames as the window and frame size allow
+        self.h.send_bodies({self.sid: _ws8441_frame(op, payload, fin)},
+                           end=False)
+
+    def recv(self, timeout=20):
+        """(op, payload) of the next whole message (control frames
+        included, one each), or None when the stream ended first."""
+        st = self.h.streams[self.sid]
+        msg, mop = b"", None
+        while True:
+            def have():
+                return (_ws8441_parse(self.buf + st["data"]) is not None or
+                        st["ended"] or st["reset"] is not None)
+            self.h.pump(have, timeout=timeout)
+            self.buf += st["data"]
+            st["data"] = b""
+            f = _ws8441_parse(self.buf)
+            if f is None:
+                return None
+            fin, op, payload, self.buf = f
+            if op >= 8:
+                return op, payload
+            if op:
+                mop = op
+            msg += payload
+            if fin:
+                return mop, msg
+
+    def close(self):
+        try:
+            self.h.close()
+        except Exception:
+            pass
+
+
+@case("ws-h2", protos=("h2",), backends=WS_BACKENDS)
+def t_ws_h2(env, proto):
+    """RFC 8441: the server's SETTINGS offer ENABLE_CONNECT_PROTOCOL; an
+    extended CONNECT (":protocol websocket") on both mount forms gets 200,
+    reaches the backend as an h1 upgrade at the mapped path with the
+    query and Origin; text, binary, fragmented and 70000-byte messages go
+    both ways; the client's close code and reason reach the backend and
+    come back; a second ws on the same connection works after it.  A
+    quiet one outlives lws's timeout-secs and keepalive_timeout (1 s
+    here; the wait is the idleness under test)."""
+    env.start_daemon(mounts=ws_mounts(env), pvo={"idle-timeout-ms": "1000"},
+                     global_extra={"timeout-secs": "1"},
+                     vhost_extra={"keepalive_timeout": "1"})
+    for mount in WS_MOUNTS:
+        w = Ws8441(env, mount + "/hello?x=1",
+                   headers=[("origin", "https://example.test")])
+        try:
+            eq(w.offered, 1, "SETTINGS_ENABLE_CONNECT_PROTOCOL")
+            eq(w.open(), 200, mount + ": status of the extended CONNECT")
+            op, m = w.recv()
+            eq((op, m[:2]), (1, b"{\""), "hello is text: %r" % m)
+            seen = json.loads(m)
+            eq(seen["path"], "/hello?x=1", "path at the backend")
+            h = {k.lower(): v for k, v in seen["headers"]}
+            eq(h.get("origin"), "https://example.test", "Origin")
+            eq(h.get("x-forwarded-proto"), "https", "X-Forwarded-Proto")
+            if mount == WS_MOUNTS[0]:
+                time.sleep(2.5)
+            for op, m in ((1, "h\u00e9llo".encode()), (2, b"\x00\xff"),
+                          (1, b""), (2, bytes(range(256)) * 273)):
+                w.send(op, m)
+                eq(w.recv(), (op, m), "echo of %d bytes" % len(m))
+            w.send(1, b"ab", fin=False)
+            w.send(0, b"cd")
+            eq(w.recv(), (1, b"abcd"), "fragmented text")
+            w.send(9, b"p1")
+            eq(w.recv(), (10, b"p1"), "pong to the client's ping")
+            w.send(8, (4001).to_bytes(2, "big") + b"bye now")
+            eq(w.recv(), (8, (4001).to_bytes(2, "big") + b"bye now"),
+               "close echoed")
+            # another ws on the same h2 connection (another :path: see
+            # the README's Limits for lws 4.1.6 and a repeated one)
+            w.path = mount + "/echo"
+            eq(w.open(), 200, mount + ": second extended CONNECT")
+            w.send(2, b"again")
+            eq(w.recv(), (2, b"again"), "echo on the second stream")
+            w.send(8, (1000).to_bytes(2, "big"))
+            eq(w.recv(), (8, (1000).to_bytes(2, "big")), "second close")
+        finally:
+            w.close()
+    wait_until(lambda: len(ws_closes(env)) == 4, "backend saw the closes")
+    eq(sorted((r["closed"], r["reason"]) for r in ws_closes(env)),
+       [(1000, ""), (1000, ""), (4001, "bye now"), (4001, "bye now")],
+       "close codes and reasons at the backend")
+
+
+@case("ws-h2-flood-rss", protos=("h2",), backends=WS_BACKENDS, timeout=180)
+def t_ws_h2_flood_rss(env, proto):
+    """Backpressure over an RFC 8441 stream.  A backend flooding a client
+    that reads slowly (8 MiB): all bytes arrive.  A client flooding a
+    backend that has stopped reading: lws cannot pause an h2 stream
+    (README Limits), so once the relay's queue is full the ws ends with a
+    close 1008 that the client answers, and the h2 connection carries
+    another ws after it (no GOAWAY).  The serving process's peak RSS stays
+    within 16 MiB of where it started."""
+    env.start_daemon(mounts=ws_mounts(env))
+    pid = env.serving_pid()
+    base = proc_status(pid)["VmRSS"]
+    n, size = 128, 65536
+    w = Ws8441(env, "/ws/flood?n=%d&size=%d" % (n, size))
+    try:
+        eq(w.open(), 200, "extended CONNECT")
+        got, msgs = 0, 0
+        while True:
+            r = w.recv(timeout=60)
+            if r is None or r[0] == 8:
+                break
+            got += len(r[1])
+            msgs += 1
+            if msgs % 16 == 0:
+                time.sleep(0.05)
+        eq(got, n * size, "bytes the client got")
+    finally:
+        w.close()
+    w = Ws8441(env, "/ws/sink?delay=60000")
+    try:
+        eq(w.open(), 200, "extended CONNECT")
+        blob, sent = b"z" * size, 0
+        while not w.poll():
+            check(sent < 64 << 20, "64 MiB went to a backend that does "
+                  "not read, and no close came")
+            w.send(2, blob)
+            sent += size
+        op, m = w.recv()
+        eq((op, m[:2]), (8, (1008).to_bytes(2, "big")),
+           "close after %d bytes" % sent)
+        w.send(8, m[:2])
+        print("ws h2 flood: closed 1008 after %d KiB sent" % (sent >> 10))
+        w.path = "/ws/echo"
+        eq(w.open(), 200, "another ws on the connection")
+        w.send(1, b"still here")
+        eq(w.recv(), (1, b"still here"), "echo after the close")
+    finally:
+        w.close()
+    peak = proc_status(pid)["VmHWM"]
+    print("ws h2 flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
+    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
