@@ -692,7 +692,7 @@ udsp_serve_run(const struct udsp_opts *o, int st_fd, int go_fd)
 	       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 
 	/* before lws sizes its tables by it (and applies rlimit-nofile) */
-	udsp_nofile_raise();
+	udsp_nofile_raise(s.hc.max_connections);
 
 	memset(&info, 0, sizeof(info));
 	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;
