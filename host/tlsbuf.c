@@ -27,6 +27,13 @@
  *   it is closing waits for POLLIN only), a timer retries until the held
  *   bytes are out or lws closes the connection.
  *
+ * Above the BIO, the same connections' plaintext is gathered too
+ * (SSL_write() below): what one round writes becomes one TLS record, not
+ * one per frame; and lws's queue of h2 WINDOW_UPDATEs, which it sends one
+ * per POLLOUT, is drained in the round that queued it (pps_drain()).  An
+ * h2 GET on a new stream: four records in three rounds became two records
+ * in two rounds (docs/lws-notes.md N44).
+ *
  * lws's own lwsws never calls udsp_tlsbuf_flush(), so none of this exists
  * there: it is the daemon's only (serve.c owns the loop).
  */
