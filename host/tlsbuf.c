@@ -29,9 +29,10 @@
  *
  * Above the BIO, the same connections' plaintext is gathered too
  * (SSL_write() below): what one round writes becomes one TLS record, not
- * one per frame.  An h2 GET on a new stream is still three records: lws
- * sends the stream's two WINDOW_UPDATEs one per POLLOUT, each in a round
- * of its own (docs/lws-notes.md N44).
+ * one per frame; and lws's queue of h2 WINDOW_UPDATEs, which it sends one
+ * per POLLOUT, is drained in the round that queued it (pps_drain()).  An
+ * h2 GET on a new stream: four records in three rounds became two records
+ * in two rounds (docs/lws-notes.md N44).
  *
  * lws's own lwsws never calls udsp_tlsbuf_flush(), so none of this exists
  * there: it is the daemon's only (serve.c owns the loop).
@@ -56,6 +57,8 @@
 #define UDSP_TLSBUF_CAP		16384
 /* buffers kept for reuse instead of free()d after each flush */
 #define UDSP_TLSBUF_SPARE	16
+/* POLLOUTs served to send queued h2 control frames, per round */
+#define UDSP_TLSBUF_PPS_MAX	256
 /* plaintext one connection may hold: one full TLS record */
 #define UDSP_TLSBUF_PT_CAP	16384
 /* retry period for held bytes lws would not ask POLLOUT for */
@@ -74,6 +77,8 @@ struct tb {
 	unsigned int	pt_stuck:1;	/* pt is in a real SSL_write() that
 					 * said "retry": retry it unchanged */
 	unsigned int	dead:1;		/* a real SSL_write() failed for good */
+	unsigned int	wu_last:1;	/* the last write was an h2
+					 * WINDOW_UPDATE: more may be queued */
 };
 
 static struct {
@@ -371,6 +376,9 @@ SSL_write(SSL *ssl, const void *buf, int num)
 	if (!b || b->dead || num <= 0 || !SSL_is_init_finished(ssl))
 		return t.ssl_write(ssl, buf, num);
 
+	/* an h2 frame header: 4-byte payload, type 8 (WINDOW_UPDATE) */
+	b->wu_last = num == 13 && !memcmp(buf, "\0\0\4\x08", 4);
+
 	if (b->ptlen && (b->pt_stuck || b->blocked ||
 			 b->ptlen + (size_t)num > UDSP_TLSBUF_PT_CAP)) {
 		n = pt_flush(b);
@@ -438,11 +446,51 @@ retry(lws_sorted_usec_list_t *sul)
 	udsp_tlsbuf_flush();
 }
 
+/*
+ * lws 4.1.6 sends one queued h2 control frame per POLLOUT
+ * (rops_handle_POLLOUT_h2(), docs/lws-notes.md N44), and queues two
+ * WINDOW_UPDATEs for every new stream (N19): each would cost a service
+ * round of its own (a poll() and a send), before the response.  While a
+ * connection's last write was a WINDOW_UPDATE, serve it another POLLOUT
+ * now, through lws's public lws_service_fd(), so that the queue drains
+ * into this round's record: what the next round's poll() would have
+ * reported, since our buffer takes the bytes.  The held list is walked
+ * afresh after each call: lws may close and free any connection in it.
+ */
+static void
+pps_drain(void)
+{
+	struct lws_pollfd pfd;
+	int n = UDSP_TLSBUF_PPS_MAX;
+	struct tb *b;
+
+	while (n-- > 0) {
+		b = NULL;
+		lws_start_foreach_dll(struct lws_dll2 *, d,
+				      lws_dll2_get_head(&t.held)) {
+			struct tb *c = lws_container_of(d, struct tb, list);
+
+			if (!b && c->wu_last && !c->blocked && !c->dead)
+				b = c;
+		} lws_end_foreach_dll(d);
+		if (!b)
+			return;
+		b->wu_last = 0;
+		pfd.fd = b->fd;
+		pfd.events = LWS_POLLIN | LWS_POLLOUT;
+		pfd.revents = LWS_POLLOUT;
+		lws_service_fd(t.cx, &pfd);
+	}
+}
+
 /* after each service round: send what every connection holds */
 void
 udsp_tlsbuf_flush(void)
 {
 	int again = 0;
+
+	if (t.cx)
+		pps_drain();
 
 	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
 				   lws_dll2_get_head(&t.held)) {
