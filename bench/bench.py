@@ -425,7 +425,8 @@ def syscall_profile(pids, seconds, load_cmd):
 		if m:
 			calls[m.group(1)] = calls.get(m.group(1), 0) + \
 				int(m.group(2))
-	m = re.search(r"(\d+) requests in", load)
+	m = re.search(r"(\d+) requests in", load) or \
+		re.search(r"(\d+) succeeded", load)	# h2load
 	return calls, int(m.group(1)) if m else 0
 
 
@@ -603,9 +604,22 @@ def main():
 			"nginx's worker_processes and HAProxy's nbthread (it "
 			"has no worker processes); the backend and the floor "
 			"keep one; CPU and RSS are summed over the workers")
+	ap.add_argument("--tests", metavar="LIST",
+			help="only these figures, comma-separated, of: " +
+			", ".join(t[0] for t in tests(0)))
+	ap.add_argument("--profile-targets", metavar="LIST",
+			default="ours,nginx,haproxy,floor,backend",
+			help="profile only these servers (comma-separated; "
+			"default all)")
 	a = ap.parse_args()
 	if not 1 <= a.processes <= 64:
 		ap.error("--processes: 1 to 64")
+	keys = [t[0] for t in tests(0)]
+	if a.tests and not set(a.tests.split(",")) <= set(keys):
+		ap.error("--tests: of " + ", ".join(keys))
+	ptargets = a.profile_targets.split(",")
+	if not set(ptargets) <= set(TARGETS):
+		ap.error("--profile-targets: of " + ", ".join(TARGETS))
 
 	build = os.path.abspath(a.build_dir)
 	daemon = os.path.join(build, "host", "lws-uds-proxyd")
@@ -739,7 +753,8 @@ def main():
 		res = {}	# (test, target) -> [result per round]
 		rforeign = []	# cores used by other work, per round
 		cpu = {}	# (test, target) -> [cpu us per request]
-		tl = tests(a.duration)
+		tl = [t for t in tests(a.duration)
+		      if not a.tests or t[0] in a.tests.split(",")]
 		for rnd in range(a.rounds):
 			say("bench: round %d of %d (load %.2f)"
 			    % (rnd + 1, a.rounds, loadavg()))
@@ -790,14 +805,24 @@ def main():
 					      "-d%ds" % a.duration,
 					      base_url(t, "h1", ports) +
 					      "/small.txt"]
+			small_h2 = lambda t: ["h2load", "-c16", "-m16", "-D",
+					      str(a.duration),
+					      base_url(t, "h2", ports) +
+					      "/small.txt"]
 			for t in ["ours"] + PEERS:
+				if t not in ptargets:
+					continue
 				prof["perf-" + t] = perf_profile(
 					pid[t], a.duration,
 					os.path.join(rundir, "perf-%s.data" % t),
 					small_h1(t))
 			for t in ["ours"] + PEERS + ["floor", "backend"]:
+				if t not in ptargets:
+					continue
 				prof["sys-" + t] = syscall_profile(
 					pid[t], a.duration, small_h1(t))
+				prof["sys2-" + t] = syscall_profile(
+					pid[t], a.duration, small_h2(t))
 		load_end = loadavg()
 		t_meas = time.time() - t_start
 
@@ -805,6 +830,8 @@ def main():
 			# callgrind: our daemon alone (same config, same ports)
 			# and the floor, each for a fixed number of requests
 			for t in ["ours", "floor"] + PEERS:
+				if t not in ptargets:
+					continue
 				p = [q for n, q in procs.list if n == t][0]
 				procs.stop(p)
 				# nginx in one process, so callgrind sees the
@@ -1089,11 +1116,25 @@ def profile_section(a, prof):
 				for share, dso, sym in ours[:20]:
 					L.append("| %.2f%% | `%s` |" % (share, sym))
 				L.append("")
-	sysc = {t: prof.get("sys-" + t) for t in TARGETS}
+	for kind, load in (("h1", "wrk -t1 -c64 -d%ds" % a.duration),
+			   ("h2", "h2load -c16 -m16 -D %d" % a.duration)):
+		L.extend(syscall_section(prof, kind, load))
+	for kind in ("h1", "h2"):
+		for t in ["ours", "floor"] + PEERS:
+			cg = prof.get("cg-" + t, {}).get(kind)
+			if cg:
+				L.extend(callgrind_section(a, t, kind, cg, lwsv))
+	return L
+
+
+def syscall_section(prof, kind, load):
+	L = []
+	sysc = {t: prof.get(("sys-" if kind == "h1" else "sys2-") + t)
+		for t in TARGETS}
 	if any(sysc.values()):
-		L.append("### System calls per request, h1 small "
-			 "(`perf trace -s -p PID` during `wrk -t1 -c64 -d%ds`)\n"
-			 % a.duration)
+		L.append("### System calls per request, %s small "
+			 "(`perf trace -s -p PID` during `%s`)\n"
+			 % (kind, load))
 		names = set()
 		for v in sysc.values():
 			if v:
@@ -1119,11 +1160,6 @@ def profile_section(a, prof):
 		L.append("")
 		L.append("Tracing slows the servers down; the counts per "
 			 "request are what matters here, not the rate.\n")
-	for kind in ("h1", "h2"):
-		for t in ["ours", "floor"] + PEERS:
-			cg = prof.get("cg-" + t, {}).get(kind)
-			if cg:
-				L.extend(callgrind_section(a, t, kind, cg, lwsv))
 	return L
 
 

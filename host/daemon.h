@@ -82,7 +82,7 @@ udsp_tlsbuf_flush(void);
 
 /* limits.c */
 void
-udsp_nofile_raise(void);
+udsp_nofile_raise(int max_conns);
 int
 udsp_gate_start(struct lws_context *cx, int max_connections);
 void

@@ -61,6 +61,9 @@
  * (context.c: "unreasonable ulimit -n"); 2^20 is Linux's default nr_open.
  */
 #define UDSP_NOFILE_MAX		(1 << 20)
+/* descriptors besides clients' and backends': listeners, logs, lws's own,
+ * spill files, the pool's idle connections */
+#define UDSP_NOFILE_SLACK	256
 
 struct listener {
 	int		fd;	/* the number lws polls */
@@ -97,11 +100,19 @@ static rlim_t nofile_was, nofile_hard;
  * Before the lws context: soft RLIMIT_NOFILE up to the hard limit, as
  * nginx's worker_rlimit_nofile and HAProxy do (capped, see
  * UDSP_NOFILE_MAX).  lws then applies the config's rlimit-nofile, if any.
+ *
+ * With max-connections set, only as far as that needs (two descriptors
+ * per client, UDSP_NOFILE_SLACK for the rest, and the gate's margin of
+ * limit/64): Debian's lws 4.1.6 is a _DEBUG build, and each wsi it frees
+ * walks its whole descriptor table, sized by this limit
+ * (sanity_assert_no_wsi_traces(), 6 instructions a slot: about 790k per
+ * closed connection at 65536; docs/scaling.md).
  */
 void
-udsp_nofile_raise(void)
+udsp_nofile_raise(int max_conns)
 {
 	struct rlimit rl;
+	rlim_t want;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return;
@@ -110,6 +121,13 @@ udsp_nofile_raise(void)
 	rl.rlim_cur = rl.rlim_max;
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > UDSP_NOFILE_MAX)
 		rl.rlim_cur = UDSP_NOFILE_MAX;
+	if (max_conns > 0) {
+		want = ((rlim_t)max_conns * 2 + UDSP_NOFILE_SLACK) * 64 / 63 + 1;
+		if (want < nofile_was)
+			want = nofile_was;
+		if (want < rl.rlim_cur)
+			rl.rlim_cur = want;
+	}
 	if (rl.rlim_cur != nofile_was && setrlimit(RLIMIT_NOFILE, &rl))
 		lwsl_warn("cannot raise the file descriptor limit from %llu "
 			  "to %llu: %s\n", (unsigned long long)nofile_was,

@@ -188,7 +188,7 @@ context_create(const struct udsp_srv *s, uint64_t opts)
 	struct lws_context_creation_info info;
 
 	/* before lws sizes its tables by it (and applies rlimit-nofile) */
-	udsp_nofile_raise();
+	udsp_nofile_raise(s->hc.max_connections);
 
 	memset(&info, 0, sizeof(info));
 	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;

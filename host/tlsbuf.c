@@ -27,12 +27,20 @@
  *   it is closing waits for POLLIN only), a timer retries until the held
  *   bytes are out or lws closes the connection.
  *
+ * Above the BIO, the same connections' plaintext is gathered too
+ * (SSL_write() below): what one round writes becomes one TLS record, not
+ * one per frame; and lws's queue of h2 WINDOW_UPDATEs, which it sends one
+ * per POLLOUT, is drained in the round that queued it (pps_drain()).  An
+ * h2 GET on a new stream: four records in three rounds became two records
+ * in two rounds (docs/lws-notes.md N48).
+ *
  * lws's own lwsws never calls udsp_tlsbuf_flush(), so none of this exists
  * there: it is the daemon's only (serve.c owns the loop).
  */
 #define _GNU_SOURCE	/* MSG_NOSIGNAL */
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,40 +57,74 @@
 #define UDSP_TLSBUF_CAP		16384
 /* buffers kept for reuse instead of free()d after each flush */
 #define UDSP_TLSBUF_SPARE	16
+/* POLLOUTs served to send queued h2 control frames, per round */
+#define UDSP_TLSBUF_PPS_MAX	256
+/* plaintext one connection may hold: one full TLS record */
+#define UDSP_TLSBUF_PT_CAP	16384
 /* retry period for held bytes lws would not ask POLLOUT for */
 #define UDSP_TLSBUF_RETRY_US	(20 * LWS_US_PER_MS)
 
 struct tb {
-	lws_dll2_t	list;	/* in held while len > off */
+	lws_dll2_t	list;	/* in held while len > off or ptlen */
 	struct lws	*wsi;	/* the connection's wsi (the network one) */
+	SSL		*ssl;
 	unsigned char	*buf;	/* UDSP_TLSBUF_CAP, only while holding */
 	size_t		off, len;	/* held: buf[off..len) */
+	unsigned char	*pt;	/* UDSP_TLSBUF_PT_CAP, only while holding */
+	size_t		ptlen;	/* plaintext accepted, not yet SSL_write()n */
 	int		fd;
 	unsigned int	blocked:1;	/* the socket refused the last flush */
+	unsigned int	pt_stuck:1;	/* pt is in a real SSL_write() that
+					 * said "retry": retry it unchanged */
+	unsigned int	dead:1;		/* a real SSL_write() failed for good */
+	unsigned int	wu_last:1;	/* the last write was an h2
+					 * WINDOW_UPDATE: more may be queued */
 };
 
 static struct {
 	BIO_METHOD		*meth;
+	int			type;	/* meth's BIO type */
 	struct lws_context	*cx;
 	lws_dll2_owner_t	held;
 	lws_sorted_usec_list_t	sul;
 	unsigned char		*spare[UDSP_TLSBUF_SPARE];
 	int			nspare;
+	unsigned char		*ptspare[UDSP_TLSBUF_SPARE];
+	int			nptspare;
+	int			(*ssl_write)(SSL *, const void *, int);
+	int			(*ssl_shutdown)(SSL *);
 } t;
+
+static void
+give_back(unsigned char **spare, int *n, unsigned char **p)
+{
+	if (!*p)
+		return;
+	if (*n < UDSP_TLSBUF_SPARE)
+		spare[(*n)++] = *p;
+	else
+		free(*p);
+	*p = NULL;
+}
+
+static void
+pt_release(struct tb *b)
+{
+	b->ptlen = 0;
+	b->pt_stuck = 0;
+	give_back(t.ptspare, &t.nptspare, &b->pt);
+	if (b->len == b->off)
+		lws_dll2_remove(&b->list);
+}
 
 static void
 release(struct tb *b)
 {
-	lws_dll2_remove(&b->list);
+	if (!b->ptlen)
+		lws_dll2_remove(&b->list);
 	b->off = b->len = 0;
 	b->blocked = 0;
-	if (!b->buf)
-		return;
-	if (t.nspare < UDSP_TLSBUF_SPARE)
-		t.spare[t.nspare++] = b->buf;
-	else
-		free(b->buf);
-	b->buf = NULL;
+	give_back(t.spare, &t.nspare, &b->buf);
 }
 
 /*
@@ -239,12 +281,135 @@ tb_destroy(BIO *bio)
 
 	/* SSL_free(), after lws closed the descriptor: nothing can go now */
 	if (b) {
+		pt_release(b);
 		release(b);
 		free(b);
 	}
 	BIO_set_data(bio, NULL);
 
 	return 1;
+}
+
+/* ---------------------------------------------------- plaintext */
+
+/* our buffer under this SSL, if it is one of ours and still usable */
+static struct tb *
+tb_of(SSL *ssl)
+{
+	BIO *w = ssl && t.meth ? SSL_get_wbio(ssl) : NULL;
+
+	if (!w || BIO_method_type(w) != t.type)
+		return NULL;
+
+	return BIO_get_data(w);
+}
+
+/*
+ * Encrypt what is held as one record.  > 0: done; <= 0: the real
+ * SSL_write()'s answer, for SSL_get_error() to explain (the state it reads
+ * is that call's): "retry" keeps pt unchanged, as OpenSSL wants it again.
+ */
+static int
+pt_flush(struct tb *b)
+{
+	int n;
+
+	n = t.ssl_write(b->ssl, b->pt, (int)b->ptlen);
+	if (n > 0) {
+		pt_release(b);
+		return n;
+	}
+	b->pt_stuck = 1;
+	switch (SSL_get_error(b->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		break;
+	default:
+		/* lws learns it at its next read or write */
+		b->dead = 1;
+		break;
+	}
+
+	return n;
+}
+
+static int
+pt_hold(struct tb *b, const void *buf, size_t len)
+{
+	if (!b->pt) {
+		b->pt = t.nptspare ? t.ptspare[--t.nptspare] :
+				     malloc(UDSP_TLSBUF_PT_CAP);
+		if (!b->pt)
+			return -1;
+	}
+	memcpy(b->pt + b->ptlen, buf, len);
+	b->ptlen += len;
+	if (lws_dll2_is_detached(&b->list))
+		lws_dll2_add_tail(&b->list, &t.held);
+
+	return 0;
+}
+
+/*
+ * lws calls SSL_write() once per frame.  The daemon defines SSL_write, so
+ * the dynamic linker binds lws's calls here (as ERR_clear_error in
+ * sslerr.c): on our connections, small writes made during a service round
+ * are gathered and encrypted as one record when the round ends (or when
+ * the next write would not fit, or at SSL_shutdown()), instead of one
+ * record per frame.  A gathered write is reported written whole, like a
+ * held record below us; a write that finds earlier plaintext that cannot
+ * go yet gets that real SSL_write()'s "retry", and lws keeps its data
+ * itself, as without us.  Anything else goes straight to libssl.
+ */
+int
+SSL_write(SSL *ssl, const void *buf, int num)
+{
+	struct tb *b = tb_of(ssl);
+	int n;
+
+	if (!t.ssl_write) {
+		t.ssl_write = (int (*)(SSL *, const void *, int))
+					dlsym(RTLD_NEXT, "SSL_write");
+		if (!t.ssl_write)
+			return -1;
+	}
+	if (!b || b->dead || num <= 0 || !SSL_is_init_finished(ssl))
+		return t.ssl_write(ssl, buf, num);
+
+	/* an h2 frame header: 4-byte payload, type 8 (WINDOW_UPDATE) */
+	b->wu_last = num == 13 && !memcmp(buf, "\0\0\4\x08", 4);
+
+	if (b->ptlen && (b->pt_stuck || b->blocked ||
+			 b->ptlen + (size_t)num > UDSP_TLSBUF_PT_CAP)) {
+		n = pt_flush(b);
+		if (n <= 0)
+			return n;
+	}
+	if (!b->blocked && b->ptlen + (size_t)num <= UDSP_TLSBUF_PT_CAP &&
+	    !pt_hold(b, buf, (size_t)num))
+		return num;
+
+	return t.ssl_write(ssl, buf, num);
+}
+
+/* what was gathered goes before the close_notify */
+int
+SSL_shutdown(SSL *ssl)
+{
+	struct tb *b = tb_of(ssl);
+
+	if (!t.ssl_shutdown) {
+		t.ssl_shutdown = (int (*)(SSL *))dlsym(RTLD_NEXT,
+						       "SSL_shutdown");
+		if (!t.ssl_shutdown)
+			return -1;
+	}
+	if (b && b->ptlen && !b->dead)
+		(void)pt_flush(b);
+	if (b && b->dead)
+		pt_release(b);
+
+	return t.ssl_shutdown(ssl);
 }
 
 /* protocols[0] heard of a new accepted connection */
@@ -267,6 +432,7 @@ udsp_tlsbuf_attach(struct lws *wsi)
 		return;	/* it just goes unbuffered */
 	}
 	b->wsi = wsi;
+	b->ssl = ssl;
 	b->fd = lws_get_socket_fd(wsi);
 	BIO_set_data(bio, b);
 	BIO_set_init(bio, 1);
@@ -280,21 +446,63 @@ retry(lws_sorted_usec_list_t *sul)
 	udsp_tlsbuf_flush();
 }
 
+/*
+ * lws 4.1.6 sends one queued h2 control frame per POLLOUT
+ * (rops_handle_POLLOUT_h2(), docs/lws-notes.md N48), and queues two
+ * WINDOW_UPDATEs for every new stream (N19): each would cost a service
+ * round of its own (a poll() and a send), before the response.  While a
+ * connection's last write was a WINDOW_UPDATE, serve it another POLLOUT
+ * now, through lws's public lws_service_fd(), so that the queue drains
+ * into this round's record: what the next round's poll() would have
+ * reported, since our buffer takes the bytes.  The held list is walked
+ * afresh after each call: lws may close and free any connection in it.
+ */
+static void
+pps_drain(void)
+{
+	struct lws_pollfd pfd;
+	int n = UDSP_TLSBUF_PPS_MAX;
+	struct tb *b;
+
+	while (n-- > 0) {
+		b = NULL;
+		lws_start_foreach_dll(struct lws_dll2 *, d,
+				      lws_dll2_get_head(&t.held)) {
+			struct tb *c = lws_container_of(d, struct tb, list);
+
+			if (!b && c->wu_last && !c->blocked && !c->dead)
+				b = c;
+		} lws_end_foreach_dll(d);
+		if (!b)
+			return;
+		b->wu_last = 0;
+		pfd.fd = b->fd;
+		pfd.events = LWS_POLLIN | LWS_POLLOUT;
+		pfd.revents = LWS_POLLOUT;
+		lws_service_fd(t.cx, &pfd);
+	}
+}
+
 /* after each service round: send what every connection holds */
 void
 udsp_tlsbuf_flush(void)
 {
 	int again = 0;
 
+	if (t.cx)
+		pps_drain();
+
 	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
 				   lws_dll2_get_head(&t.held)) {
 		struct tb *b = lws_container_of(d, struct tb, list);
 
 		/* (no `continue` in here: it would skip the macro's step) */
+		if (b->ptlen && pt_flush(b) <= 0 && b->dead)
+			pt_release(b);
 		if (sendout(b, NULL, 0) < 0 && errno != EAGAIN)
 			/* the connection is broken: lws finds out by itself */
 			release(b);
-		else if (b->len != b->off &&
+		else if ((b->len != b->off || b->ptlen) &&
 			 /* the socket is full: wake when it takes more */
 			 lws_callback_on_writable(b->wsi) != 1)
 			again = 1;
@@ -311,9 +519,14 @@ udsp_tlsbuf_init(struct lws_context *cx)
 	int idx = BIO_get_new_index();
 
 	t.cx = cx;
-	if (idx < 0)
+	/* the next definitions: libssl's (ours are the executable's) */
+	t.ssl_write = (int (*)(SSL *, const void *, int))
+					dlsym(RTLD_NEXT, "SSL_write");
+	t.ssl_shutdown = (int (*)(SSL *))dlsym(RTLD_NEXT, "SSL_shutdown");
+	if (idx < 0 || !t.ssl_write || !t.ssl_shutdown)
 		return -1;
-	t.meth = BIO_meth_new(idx | BIO_TYPE_SOURCE_SINK, "udsp tls write");
+	t.type = idx | BIO_TYPE_SOURCE_SINK;
+	t.meth = BIO_meth_new(t.type, "udsp tls write");
 	if (!t.meth)
 		return -1;
 	BIO_meth_set_write(t.meth, tb_write);
@@ -338,6 +551,8 @@ udsp_tlsbuf_destroy(void)
 {
 	while (t.nspare)
 		free(t.spare[--t.nspare]);
+	while (t.nptspare)
+		free(t.ptspare[--t.nptspare]);
 	if (t.meth)
 		BIO_meth_free(t.meth);
 	t.meth = NULL;

@@ -11,7 +11,7 @@
 
 from . import (routing, headers, bodies, uploads, http2, tls,  # noqa: F401
                faults, hold, pool, disconnects, status, early, websocket,
-               multi)
+               multi, limits)
 from .common import CASES  # noqa: F401
 
 # Cases that fail because of a known product bug, with the reason.  They

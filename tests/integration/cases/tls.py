@@ -9,6 +9,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 
 from harness import CERT, check, eq, sha
@@ -100,3 +101,103 @@ def t_tls_untrusted(env, proto):
     r = env.curl(proto, "/tlsn/echo")
     eq(r.rc, 0, "curl exit code")
     check(r.status in (502, 503), "untrusted backend cert gave %r", r)
+
+
+
+# -- TLS records per response (host/tlsbuf.c, issue 14) ---------------------
+
+def _tls_records(env, proto, n, args, path):
+    """Run h2load (args) through a relay of ours that parses the TLS record
+    headers the daemon sends (they are in the clear); returns the number
+    of application-data records (type 23) it saw."""
+    import selectors
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    port = ls.getsockname()[1]
+    counts = {"records": 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def pump(c):
+        up = socket.create_connection(("127.0.0.1", env.https_port))
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ, up)
+        sel.register(up, selectors.EVENT_READ, c)
+        acc = b""
+        recs = 0
+        try:
+            while not stop.is_set():
+                for key, _ in sel.select(timeout=1):
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                    if key.fileobj is not up:
+                        continue
+                    acc += data
+                    while len(acc) >= 5:
+                        ln = 5 + int.from_bytes(acc[3:5], "big")
+                        if len(acc) < ln:
+                            break
+                        recs += acc[0] == 23
+                        acc = acc[ln:]
+        finally:
+            with lock:
+                counts["records"] += recs
+            sel.close()
+            up.close()
+            c.close()
+
+    def accept():
+        ths = []
+        ls.settimeout(1)
+        while not stop.is_set():
+            try:
+                c, _ = ls.accept()
+            except socket.timeout:
+                continue
+            th = threading.Thread(target=pump, args=(c,))
+            th.start()
+            ths.append(th)
+        for th in ths:
+            th.join()
+
+    at = threading.Thread(target=accept)
+    at.start()
+    try:
+        cp = subprocess.run(["h2load", "-n", str(n)] + args +
+                            ["https://127.0.0.1:%d%s" % (port, path)],
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=60)
+    finally:
+        stop.set()
+        at.join()
+        ls.close()
+    out = cp.stdout.decode()
+    check(re.search(r"%d succeeded" % n, out), "h2load: %s", out[-400:])
+    return counts["records"]
+
+
+@case("tls-records-per-response", protos=("h2",))
+def t_tls_records(env, proto):
+    """lws hands OpenSSL each h2 frame as its own SSL_write(), and sends
+    the two WINDOW_UPDATEs of a new stream in two service rounds: four
+    records per response (WINDOW_UPDATE, WINDOW_UPDATE, HEADERS, DATA).
+    lws-uds-proxyd gathers what one round writes into one record and
+    drains lws's queue of WINDOW_UPDATEs in the same round: two records
+    per response (the updates, then the response a backend round trip
+    later).  /app/echo: the backend writes head and body at once.  (h1
+    over TLS was already one record per response: not tested here.)"""
+    if env.lwsws:
+        print("real lwsws hosts the plugin: each SSL_write is a record")
+        return
+    n = 200
+    env.get_ok(proto, "/app/echo")
+    recs = _tls_records(env, proto, n, ["-c", "1", "-m", "1"], "/app/echo")
+    print("%d TLS application-data records for %d %s responses (%.2f each)"
+          % (recs, n, proto, recs / n))
+    check(recs < 2.5 * n, "%d records for %d responses (%.2f each)",
+          recs, n, recs / n)
+
