@@ -310,14 +310,28 @@ def t_smuggling(env, ev):
     c.c.config.validate_outbound_headers = False
     sid = c.start("POST", "/app/echo?t=h2-cl-short",
                   [("content-length", "5")])
-    c.c.send_data(sid, b"hello" + SMUGGLE, end_stream=True)
+    # The DATA goes once the daemon's window says the stream exists (its
+    # initial window is 0), so never in the same read as the HEADERS:
+    # lws 4.1.6 drops such a first flight (README Limits), which is not
+    # what this case is about.
+    body = b"hello" + SMUGGLE
+    c.pump(lambda: (c._window(sid) or 0) >= len(body), timeout=15)
+    c.c.send_data(sid, body, end_stream=True)
     c.flush()
     try:
         st = c.wait_all([sid], timeout=15)[0]
         ans = "status %s reset %s" % (h2_status(st), st["reset"])
     except Failure:
-        check(c.closed, "h2: no answer and no close")
-        ans = "goaway %r" % c.goaway
+        if c.closed:
+            ans = "goaway %r" % c.goaway
+        else:
+            # The excess came after lws had delivered the declared bytes:
+            # lws 4.1.6 closes the stream without a RST_STREAM (README
+            # Limits).  The connection must still serve.
+            sid2 = c.request("GET", "/app/echo?t=h2-cl-after")
+            st2 = c.wait_all([sid2], timeout=15)[0]
+            eq(h2_status(st2), 200, "the next request on the connection")
+            ans = "stream dropped by lws, connection serves"
     print("h2 content-length 5 with %d bytes -> %s" % (5 + len(SMUGGLE),
                                                        ans))
     c.close()
