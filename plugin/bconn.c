@@ -208,6 +208,31 @@ udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 	return 0;
 }
 
+int
+udsp_bconn_paused(const struct udsp_bconn *bc)
+{
+	return bc->paused;
+}
+
+int
+udsp_bconn_dead(const struct udsp_bconn *bc)
+{
+	return bc->dead;
+}
+
+int
+udsp_bconn_partial(const struct udsp_bconn *bc)
+{
+	return bc->wsi && lws_partial_buffered(bc->wsi);
+}
+
+void
+udsp_bconn_wake(struct udsp_bconn *bc)
+{
+	if (bc->wsi && bc->connected && (!bc->ssl || bc->tls_up))
+		lws_callback_on_writable(bc->wsi);
+}
+
 static void
 tail_cb(lws_sorted_usec_list_t *sul);
 
@@ -399,7 +424,7 @@ udsp_bconn_get(struct udsp_relay *r)
 		lws_dll2_remove(&bc->list);
 		bind_relay(r, bc);
 		bc->reused = 1;
-		udsp_relay_set_state(r, UDSP_RS_SEND, "pooled");
+		udsp_relay_backend_connected(r);
 		/*
 		 * Open and idle: the request head goes now, not from the next
 		 * WRITEABLE a poll() round later.  A failed write is handled
@@ -567,8 +592,8 @@ on_connected(struct lws *wsi, struct udsp_bconn *bc)
 
 	if (!bc->r && !bc->ws)
 		return -1;
-	if (bc->r && bc->r->state == UDSP_RS_CONNECTING && !bc->be->o.tls)
-		udsp_relay_set_state(bc->r, UDSP_RS_SEND, "connected");
+	if (bc->r && !bc->be->o.tls)
+		udsp_relay_backend_connected(bc->r);
 
 	if (bc->be->o.tls && tls_start(bc)) {
 		lwsl_info("%s: TLS setup failed\n", __func__);
@@ -614,8 +639,8 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 		}
 		bc->tls_up = 1;
 		health(bc->be, 1, NULL);
-		if (bc->r && bc->r->state == UDSP_RS_CONNECTING)
-			udsp_relay_set_state(bc->r, UDSP_RS_SEND, "tls up");
+		if (bc->r)
+			udsp_relay_backend_connected(bc->r);
 		if (bc->wsi)
 			lws_callback_on_writable(bc->wsi);
 	}

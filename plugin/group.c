@@ -204,7 +204,7 @@ static int
 movable(const struct udsp_relay *r)
 {
 	return r->grp && r->grp->n > 1 && !r->reqhead_sent && !r->body_sent &&
-	       !r->res_started && r->state < UDSP_RS_DONE && r->cwsi;
+	       !udsp_res_started(r) && !udsp_relay_ended(r) && r->cwsi;
 }
 
 int
