@@ -555,7 +555,7 @@ udsp_linger_start(struct udsp_relay *r);
 void
 udsp_linger_stop(struct udsp_relay *r);
 
-/* bconn.c: backend connections and the pool */
+/* bconn.c: one backend connection */
 int
 udsp_bconn_get(struct udsp_relay *r);
 int
@@ -577,12 +577,31 @@ udsp_bconn_partial(const struct udsp_bconn *bc); /* lws holds unsent bytes */
 /* a WRITEABLE, once open (and TLS up) */
 void
 udsp_bconn_wake(struct udsp_bconn *bc);
+
+/* pool.c: a backend's connections together, and its health */
 void
 udsp_pool_destroy(struct udsp_vhd *vhd);
 void
 udsp_bconn_unqueue(struct udsp_relay *r);
 void
 udsp_pool_drain(struct udsp_vhd *vhd);
+struct udsp_bconn *
+udsp_pool_take(struct udsp_relay *r);
+int
+udsp_pool_wait(struct udsp_relay *r);
+int
+udsp_pool_put(struct udsp_bconn *bc);
+/* a connection slot (or an idle connection) is free: the next waiter */
+void
+udsp_pool_kick(struct udsp_backend *be);
+void
+udsp_pool_health(struct udsp_backend *be, int ok, const char *why);
+int
+udsp_pool_local_err(int err);
+void
+udsp_pool_fds_short(const char *why);
+void
+udsp_pool_fds_ok(void);
 
 /* hold.c: requests wait for a backend that is restarting */
 int

@@ -390,6 +390,24 @@ udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	return udsp_req_invite_body(r);
 }
 
+/*
+ * bconn.c: the connect failed at once (bc is gone).  Another member of the
+ * mount's group if one is up (unless this process is short of
+ * descriptors: no member would do better), else a hold, else 503.
+ */
+int
+udsp_relay_connect_failed(struct udsp_relay *r, int err, int local,
+			  const char *why)
+{
+	if (!local && udsp_group_failover(r))
+		return udsp_bconn_get(r);
+	if (udsp_hold_try(r, err))
+		return 0;
+	udsp_relay_fail(r, UDSP_E_CONNECT, why);
+
+	return -1;
+}
+
 /* A held request's next try (hold.c): as a fresh connect */
 void
 udsp_relay_reconnect(struct udsp_relay *r)

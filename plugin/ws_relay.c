@@ -117,9 +117,8 @@ wake_client(struct udsp_ws *ws)
 static void
 wake_backend(struct udsp_ws *ws)
 {
-	if (ws->bc && ws->bc->wsi && ws->bc->connected &&
-	    (!ws->bc->ssl || ws->bc->tls_up))
-		lws_callback_on_writable(ws->bc->wsi);
+	if (ws->bc)
+		udsp_bconn_wake(ws->bc);
 }
 
 static int
@@ -221,7 +220,7 @@ client_writeable(struct udsp_ws *ws)
 	}
 
 	/* room again: let the backend talk */
-	if (ws->bc && ws->bc->paused &&
+	if (ws->bc && udsp_bconn_paused(ws->bc) &&
 	    udsp_buf_len(&ws->toc) < ws->toc.want / 2)
 		udsp_bconn_rx_flow(ws->bc, 1);
 
