@@ -20,7 +20,7 @@
  *    client can finish; past a bound the stream is closed without a word
  *    and the connection stays usable.
  */
-#include "private.h"
+#include "relay.h"
 
 /* nginx's lingering_timeout: a client quiet this long has stopped */
 #define UDSP_LINGER_IDLE_MS 5000

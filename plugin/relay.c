@@ -7,7 +7,7 @@
  * client) relay_res.c's, each with its own state (private.h).  Backend
  * sockets and TLS are bconn.c's; header policy is headers.c's.
  */
-#include "private.h"
+#include "relay.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * state is r->req (private.h, docs/architecture.md).
  */
 #define _GNU_SOURCE /* O_TMPFILE */
-#include "private.h"
+#include "relay.h"
 
 #include <stdlib.h>
 #include <strings.h>

@@ -6,7 +6,7 @@
  * known), and finishes or cuts short the client's stream.  Its one state
  * is r->rs (private.h, docs/architecture.md).
  */
-#include "private.h"
+#include "relay.h"
 #include "headers.h"
 
 #include <stdlib.h>
