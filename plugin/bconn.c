@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT
  *
- * Backend connections: lws RAW client wsis to unix or TCP backends, TLS run
- * here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do TLS,
- * docs/lws-notes.md N3), and the per-backend pool of idle keep-alive
- * connections.  What goes over a connection is the relay's business.
+ * One backend connection: an lws RAW client wsi to a unix or TCP backend,
+ * TLS run here with OpenSSL on memory BIOs (4.1.6's RAW client cannot do
+ * TLS, docs/lws-notes.md N3).  What goes over it is its owner's business:
+ * it reports connected, readable (bytes), writeable and closed to the
+ * relay (udsp_relay_backend_*) or to a WebSocket relay, and fails a
+ * connect at once through udsp_relay_connect_failed(); the owner asks
+ * it through udsp_bconn_*() and never reads its fields.  The pool of
+ * idle connections and a backend's health are pool.c's.
  */
 #include "private.h"
 
@@ -43,31 +47,6 @@ owner_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 	return udsp_relay_backend_rx(bc->r, in, len);
 }
 
-void
-udsp_bconn_unqueue(struct udsp_relay *r)
-{
-	/* from be->waiting or be->held, whichever */
-	if (!lws_dll2_is_detached(&r->wait))
-		lws_dll2_remove(&r->wait);
-	udsp_hold_cancel(r);
-}
-
-/*
- * A connection slot (or an idle connection) became free: hand it to the
- * oldest request waiting under max-conns.
- */
-static void
-kick_queue(struct udsp_backend *be)
-{
-	struct udsp_relay *r;
-
-	if (!be->waiting.head)
-		return;
-	r = lws_container_of(be->waiting.head, struct udsp_relay, wait);
-	lws_dll2_remove(&r->wait);
-	udsp_bconn_get(r);
-}
-
 /*
  * The backend's connection is gone (bc may live on a while to hand the
  * relay what it left unread): its max-conns slot is free.
@@ -79,7 +58,7 @@ bconn_uncount(struct udsp_bconn *bc)
 		return;
 	bc->uncounted = 1;
 	bc->be->nconns--;
-	kick_queue(bc->be);
+	udsp_pool_kick(bc->be);
 }
 
 static void
@@ -93,58 +72,6 @@ bconn_free(struct udsp_bconn *bc)
 		SSL_free(bc->ssl);	/* frees both BIOs */
 	bconn_uncount(bc);
 	free(bc);
-}
-
-static void
-health(struct udsp_backend *be, int ok, const char *why)
-{
-	if (!ok)
-		udsp_stats_connect_fail(be);
-	/* one line per transition: an outage must not flood the log */
-	if (ok && be->down) {
-		lwsl_notice("%s: backend %s is reachable again\n",
-			    UDSP_PROTOCOL_NAME, be->spec);
-		be->down = 0;
-		be->hold_said = 0;
-	} else if (!ok && !be->down) {
-		lwsl_warn("%s: backend %s unreachable: %s\n",
-			  UDSP_PROTOCOL_NAME, be->spec, why);
-		be->down = 1;
-	}
-	if (!ok)
-		/* group.c passes it over until then (each failure) */
-		be->down_until = lws_now_usecs() +
-			(lws_usec_t)be->vhd->conf.down_ms * LWS_US_PER_MS;
-}
-
-/*
- * Out of file descriptors (or socket memory) is this process's trouble,
- * not the backend's: it does not mark the backend down, and it is logged
- * when it starts and when a connect works again, not per request (lwsws
- * has no rate limit on its log).  Descriptors are per process, so this
- * is too.
- */
-static int fds_short;
-static unsigned long fds_short_503s;
-static lws_usec_t fds_short_last;	/* the latest such failure */
-
-static int
-short_of_fds(int err)
-{
-	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
-	       err == ENOMEM;
-}
-
-static void
-fds_ok(void)
-{
-	/* a connect that slips in between failures does not end it */
-	if (!fds_short || lws_now_usecs() - fds_short_last < LWS_US_PER_SEC)
-		return;
-	lwsl_notice("%s: backend connections possible again (%lu request%s "
-		    "answered 503 meanwhile)\n", UDSP_PROTOCOL_NAME,
-		    fds_short_503s, fds_short_503s == 1 ? "" : "s");
-	fds_short = 0;
 }
 
 static int
@@ -206,6 +133,38 @@ udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 	}
 
 	return 0;
+}
+
+int
+udsp_bconn_paused(const struct udsp_bconn *bc)
+{
+	return bc->paused;
+}
+
+/* the socket connected (TLS may still be on its way) */
+int
+udsp_bconn_connected(const struct udsp_bconn *bc)
+{
+	return bc->connected;
+}
+
+int
+udsp_bconn_dead(const struct udsp_bconn *bc)
+{
+	return bc->dead;
+}
+
+int
+udsp_bconn_partial(const struct udsp_bconn *bc)
+{
+	return bc->wsi && lws_partial_buffered(bc->wsi);
+}
+
+void
+udsp_bconn_wake(struct udsp_bconn *bc)
+{
+	if (bc->wsi && bc->connected && (!bc->ssl || bc->tls_up))
+		lws_callback_on_writable(bc->wsi);
 }
 
 static void
@@ -307,57 +266,6 @@ tls_start(struct udsp_bconn *bc)
 }
 
 /*
- * Idle pooled connections expire after pool-idle-timeout-ms.  The pool is
- * oldest first, so one timer per backend, armed for the oldest, does it:
- * a per-connection lws timeout cost a sorted insert in lws on every
- * release, which showed in per-request profiles.
- */
-static void
-pool_sweep(lws_sorted_usec_list_t *sul);
-
-static void
-pool_sweep_at(struct udsp_backend *be, lws_usec_t since)
-{
-	lws_usec_t at = since +
-		(lws_usec_t)be->vhd->conf.pool_idle_ms * LWS_US_PER_MS,
-		   now = lws_now_usecs();
-
-	lws_sul_schedule(be->vhd->cx, 0, &be->sul_idle, pool_sweep,
-			 at > now ? at - now : 1);
-}
-
-/* Take an idle pooled connection out of the pool and close it. */
-static void
-pool_close(struct udsp_bconn *bc)
-{
-	lws_dll2_remove(&bc->list);
-	bc->dead = 1;
-	if (bc->wsi)
-		/* RAW_CLOSE follows and frees bc */
-		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
-				LWS_TO_KILL_ASYNC);
-}
-
-static void
-pool_sweep(lws_sorted_usec_list_t *sul)
-{
-	struct udsp_backend *be = lws_container_of(sul, struct udsp_backend,
-						   sul_idle);
-	lws_usec_t now = lws_now_usecs(),
-		   idle = (lws_usec_t)be->vhd->conf.pool_idle_ms * LWS_US_PER_MS;
-	struct udsp_bconn *bc;
-
-	while (be->idle.head) {
-		bc = lws_container_of(be->idle.head, struct udsp_bconn, list);
-		if (bc->idle_since + idle > now) {
-			pool_sweep_at(be, bc->idle_since);
-			return;
-		}
-		pool_close(bc);
-	}
-}
-
-/*
  * A RAW client connection to be (TLS, if any, is ours on memory BIOs:
  * docs/lws-notes.md N3), whose events reach bc through the opaque pointer.
  */
@@ -379,6 +287,60 @@ connect_info(struct lws_client_connect_info *i, struct udsp_vhd *vhd,
 	i->pwsi = &bc->wsi;
 }
 
+static struct udsp_bconn *
+bconn_new(struct udsp_vhd *vhd, struct udsp_backend *be)
+{
+	struct udsp_bconn *bc = calloc(1, sizeof(*bc));
+
+	if (!bc)
+		return NULL;
+	bc->vhd = vhd;
+	bc->be = be;
+	bc->tailfd = -1;
+	be->nconns++;
+
+	return bc;
+}
+
+/*
+ * Start bc's connect: 0, or -1 with *err and why set when it failed at
+ * once (ENOENT, ECONNREFUSED on a unix socket, EMFILE from socket()).
+ * lws then suppressed CLIENT_CONNECTION_ERROR and left *pwsi dangling
+ * (docs/lws-notes.md N1), so nothing else will free bc: the caller does.
+ */
+static int
+bconn_connect(struct udsp_bconn *bc, int *err, char *why, size_t whylen)
+{
+	struct lws_client_connect_info i;
+
+	connect_info(&i, bc->vhd, bc->be, bc);
+	errno = 0;
+	if (lws_client_connect_via_info(&i)) {
+		udsp_pool_fds_ok();
+		return 0;
+	}
+	*err = errno;
+	lws_snprintf(why, whylen, "%s", *err ? strerror(*err) :
+					       "connect failed");
+	bc->wsi = NULL;
+
+	return -1;
+}
+
+/* A connect that failed at once: whose fault it was */
+static int
+failed_at_once(struct udsp_backend *be, int err, const char *why)
+{
+	int local = udsp_pool_local_err(err);
+
+	if (local)
+		udsp_pool_fds_short(why);
+	else
+		udsp_pool_health(be, 0, why);
+
+	return local;
+}
+
 /*
  * Give the relay a connection: an idle pooled one if there is one (and
  * this is not the retry after a pooled one failed), else a new one.
@@ -388,18 +350,14 @@ int
 udsp_bconn_get(struct udsp_relay *r)
 {
 	struct udsp_backend *be = r->be;
-	struct lws_client_connect_info i;
 	struct udsp_bconn *bc;
-	struct lws *w;
 	char why[64];
-	int err;
+	int err, local;
 
-	while (!r->retried && be->idle.head) {
-		bc = lws_container_of(be->idle.head, struct udsp_bconn, list);
-		lws_dll2_remove(&bc->list);
+	if ((bc = udsp_pool_take(r))) {
 		bind_relay(r, bc);
 		bc->reused = 1;
-		udsp_relay_set_state(r, UDSP_RS_SEND, "pooled");
+		udsp_relay_backend_connected(r);
 		/*
 		 * Open and idle: the request head goes now, not from the next
 		 * WRITEABLE a poll() round later.  A failed write is handled
@@ -413,64 +371,23 @@ udsp_bconn_get(struct udsp_relay *r)
 		return 0;
 	}
 
-	if (r->vhd->conf.max_conns && be->nconns >= r->vhd->conf.max_conns) {
-		/* queue: the connect timer turns a long wait into a 503 */
-		lws_dll2_add_tail(&r->wait, &be->waiting);
+	if (udsp_pool_wait(r))
 		return 0;
-	}
 
-	bc = calloc(1, sizeof(*bc));
+	bc = bconn_new(r->vhd, be);
 	if (!bc) {
 		udsp_relay_fail(r, UDSP_E_INTERNAL, "OOM");
 		return -1;
 	}
-	bc->vhd = r->vhd;
-	bc->be = be;
-	bc->tailfd = -1;
-	be->nconns++;
 	bind_relay(r, bc);
+	if (!bconn_connect(bc, &err, why, sizeof(why)))
+		return 0;
 
-	connect_info(&i, r->vhd, be, bc);
+	unbind_relay(bc);
+	bconn_free(bc);
+	local = failed_at_once(be, err, why);
 
-	errno = 0;
-	w = lws_client_connect_via_info(&i);
-	if (!w) {
-		/*
-		 * Synchronous failure (ENOENT, ECONNREFUSED on a unix
-		 * socket, EMFILE from socket()): lws suppressed
-		 * CLIENT_CONNECTION_ERROR and left *pwsi dangling
-		 * (docs/lws-notes.md N1), so nothing else will free bc.
-		 */
-		err = errno;
-		lws_snprintf(why, sizeof(why), "%s",
-			     err ? strerror(err) : "connect failed");
-		bc->wsi = NULL;
-		unbind_relay(bc);
-		bconn_free(bc);
-		if (short_of_fds(err)) {
-			if (!fds_short) {
-				lwsl_warn("%s: cannot connect to backends: %s; "
-					  "answering 503 until descriptors "
-					  "free up\n", UDSP_PROTOCOL_NAME, why);
-				fds_short = 1;
-				fds_short_503s = 0;
-			}
-			fds_short_503s++;
-			fds_short_last = lws_now_usecs();
-		} else {
-			health(be, 0, why);
-			/* another member of the mount's group, if one is up */
-			if (udsp_group_failover(r))
-				return udsp_bconn_get(r);
-		}
-		if (udsp_hold_try(r, err))
-			return 0;
-		udsp_relay_fail(r, UDSP_E_CONNECT, why);
-		return -1;
-	}
-	fds_ok();
-
-	return 0;
+	return udsp_relay_connect_failed(r, err, local, why);
 }
 
 /*
@@ -484,7 +401,6 @@ struct udsp_bconn *
 udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
 		   struct udsp_backend *be, char *why, size_t whylen)
 {
-	struct lws_client_connect_info i;
 	struct udsp_bconn *bc;
 	int err;
 
@@ -492,35 +408,22 @@ udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
 		lws_snprintf(why, whylen, "max-conns reached");
 		return NULL;
 	}
-	bc = calloc(1, sizeof(*bc));
+	bc = bconn_new(vhd, be);
 	if (!bc) {
 		lws_snprintf(why, whylen, "OOM");
 		return NULL;
 	}
-	bc->vhd = vhd;
-	bc->be = be;
 	bc->ws = ws;	/* released with reusable 0: never pooled */
-	bc->tailfd = -1;
-	be->nconns++;
 
-	connect_info(&i, vhd, be, bc);
+	if (!bconn_connect(bc, &err, why, whylen))
+		return bc;
 
-	errno = 0;
-	if (!lws_client_connect_via_info(&i)) {
-		/* as in udsp_bconn_get(): nothing else will free bc */
-		err = errno;
-		lws_snprintf(why, whylen, "%s",
-			     err ? strerror(err) : "connect failed");
-		bc->wsi = NULL;
-		bc->ws = NULL;
-		if (!short_of_fds(err))
-			health(be, 0, why);
-		bconn_free(bc);
-		return NULL;
-	}
-	fds_ok();
+	bc->ws = NULL;
+	if (!udsp_pool_local_err(err))
+		udsp_pool_health(be, 0, why);
+	bconn_free(bc);
 
-	return bc;
+	return NULL;
 }
 
 /*
@@ -530,21 +433,10 @@ udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
 void
 udsp_bconn_release(struct udsp_bconn *bc, int reusable)
 {
-	struct udsp_backend *be = bc->be;
-
 	unbind_relay(bc);
 
-	if (reusable && bc->wsi && !bc->dead && !bc->vhd->draining &&
-	    be->idle.count < bc->vhd->conf.pool_max_idle) {
-		/* an idle conn must read, to notice the backend closing */
-		udsp_bconn_rx_flow(bc, 1);
-		bc->idle_since = lws_now_usecs();
-		lws_dll2_add_tail(&bc->list, &be->idle);
-		if (lws_dll2_is_detached(&be->sul_idle.list))
-			pool_sweep_at(be, bc->idle_since);
-		kick_queue(be);
+	if (reusable && udsp_pool_put(bc))
 		return;
-	}
 
 	bc->dead = 1;
 	if (bc->wsi)
@@ -584,12 +476,12 @@ on_connected(struct lws *wsi, struct udsp_bconn *bc)
 	bc->connected = 1;
 
 	if (!bc->be->o.tls)
-		health(bc->be, 1, NULL);
+		udsp_pool_health(bc->be, 1, NULL);
 
 	if (!bc->r && !bc->ws)
 		return -1;
-	if (bc->r && bc->r->state == UDSP_RS_CONNECTING && !bc->be->o.tls)
-		udsp_relay_set_state(bc->r, UDSP_RS_SEND, "connected");
+	if (bc->r && !bc->be->o.tls)
+		udsp_relay_backend_connected(bc->r);
 
 	if (bc->be->o.tls && tls_start(bc)) {
 		lwsl_info("%s: TLS setup failed\n", __func__);
@@ -629,14 +521,14 @@ on_rx(struct udsp_bconn *bc, const uint8_t *in, size_t len)
 			lwsl_info("%s: TLS handshake with %s failed: %s\n",
 				  __func__, bc->be->spec,
 				  ERR_reason_error_string(ERR_peek_error()));
-			health(bc->be, 0, "TLS handshake failed");
+			udsp_pool_health(bc->be, 0, "TLS handshake failed");
 			ERR_clear_error();
 			return -1;
 		}
 		bc->tls_up = 1;
-		health(bc->be, 1, NULL);
-		if (bc->r && bc->r->state == UDSP_RS_CONNECTING)
-			udsp_relay_set_state(bc->r, UDSP_RS_SEND, "tls up");
+		udsp_pool_health(bc->be, 1, NULL);
+		if (bc->r)
+			udsp_relay_backend_connected(bc->r);
 		if (bc->wsi)
 			lws_callback_on_writable(bc->wsi);
 	}
@@ -717,9 +609,6 @@ bconn_ended(struct udsp_bconn *bc)
 	unbind_relay(bc);
 	bc->ws = NULL;	/* udsp_ws_backend_closed() forgets bc */
 	bconn_free(bc);
-	/* a connect that failed later (TCP, TLS): another member, if any */
-	if (r && !connected && udsp_group_connect_failed(r))
-		r = NULL;
 	if (r)
 		udsp_relay_backend_closed(r, connected, reused);
 	if (ws)
@@ -780,7 +669,7 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (lws_dll2_is_detached(&bc->list) == 0)
 			lws_dll2_remove(&bc->list);
 		if (!bc->connected)
-			health(bc->be, 0, reason ==
+			udsp_pool_health(bc->be, 0, reason ==
 			       LWS_CALLBACK_CLIENT_CONNECTION_ERROR && in &&
 			       *(const char *)in ?
 			       (const char *)in : "connect failed");
@@ -816,51 +705,3 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	return 0;
 }
 
-static int
-free_idle(struct lws_dll2 *d, void *user)
-{
-	struct udsp_bconn *bc = lws_container_of(d, struct udsp_bconn, list);
-
-	lws_dll2_remove(d);
-	if (bc->wsi)
-		/* lws closes the wsi itself; make its RAW_CLOSE a no-op */
-		lws_set_opaque_user_data(bc->wsi, NULL);
-	if (bc->ssl)
-		SSL_free(bc->ssl);
-	bc->be->nconns--;
-	free(bc);
-
-	return 0;
-}
-
-/*
- * The process is draining (a reload): idle connections would keep it
- * alive until pool-idle-timeout-ms, so close them now, and pool no more.
- */
-void
-udsp_pool_drain(struct udsp_vhd *vhd)
-{
-	struct udsp_backend *be;
-	struct udsp_bconn *bc;
-
-	vhd->draining = 1;
-	for (be = vhd->backends; be; be = be->next) {
-		lws_sul_cancel(&be->sul_idle);
-		while (be->idle.head) {
-			bc = lws_container_of(be->idle.head, struct udsp_bconn,
-					      list);
-			pool_close(bc);
-		}
-	}
-}
-
-void
-udsp_pool_destroy(struct udsp_vhd *vhd)
-{
-	struct udsp_backend *be;
-
-	for (be = vhd->backends; be; be = be->next) {
-		lws_sul_cancel(&be->sul_idle);
-		lws_dll2_foreach_safe(&be->idle, NULL, free_idle);
-	}
-}

@@ -215,7 +215,7 @@ static int
 movable(const struct udsp_relay *r)
 {
 	return r->grp && r->grp->n > 1 && !r->reqhead_sent && !r->body_sent &&
-	       !r->res_started && r->state < UDSP_RS_DONE && r->cwsi;
+	       !udsp_res_started(r) && !udsp_relay_ended(r) && r->cwsi;
 }
 
 int
@@ -292,7 +292,7 @@ udsp_group_connect_timeout(struct udsp_relay *r)
 
 	if (!bc || !movable(r))
 		return 0;
-	timed_out(r->vhd, r->be, !bc->connected);
+	timed_out(r->vhd, r->be, !udsp_bconn_connected(bc));
 	udsp_bconn_release(bc, 0);	/* unbinds r; closes it */
 	udsp_info(r, "backend %s: connect timed out", r->be->spec);
 

@@ -119,9 +119,9 @@ udsp_hold_try(struct udsp_relay *r, int err)
 	lws_usec_t now = lws_now_usecs(), wait;
 	unsigned int ms, secs;
 
-	if (r->reqhead_sent || r->body_sent || r->res_started ||
-	    r->state >= UDSP_RS_DONE || !r->cwsi || !(r->hold_until ||
-						      hold_ms(r)))
+	if (r->reqhead_sent || r->body_sent || udsp_res_started(r) ||
+	    udsp_relay_ended(r) || !r->cwsi || !(r->hold_until ||
+						 hold_ms(r)))
 		return 0;
 	if (err != ENOENT && err != ECONNREFUSED &&
 	    be->o.kind == UDSP_ORIGIN_UNIX)
@@ -156,11 +156,11 @@ udsp_hold_try(struct udsp_relay *r, int err)
 		 * starts again at each try).
 		 */
 		secs = ms / 1000 + 2 * (r->vhd->conf.connect_ms / 1000) + 4;
-		if (!r->h2 && r->lws_to_until <
+		if (!r->h2 && r->udsp_to_until <
 			      now + (lws_usec_t)secs * LWS_US_PER_SEC) {
 			lws_set_timeout(r->cwsi, PENDING_TIMEOUT_HTTP_CONTENT,
 					(int)secs);
-			r->lws_to_until = now + (lws_usec_t)secs *
+			r->udsp_to_until = now + (lws_usec_t)secs *
 							LWS_US_PER_SEC;
 		}
 	} else if (now >= r->hold_until) {
@@ -175,7 +175,7 @@ udsp_hold_try(struct udsp_relay *r, int err)
 	if (r->hold_step > UDSP_HOLD_MAX_STEP_MS)
 		r->hold_step = UDSP_HOLD_MAX_STEP_MS;
 
-	udsp_relay_set_state(r, UDSP_RS_HELD, strerror(err));
+	udsp_req_set(r, UDSP_REQ_HELD, strerror(err));
 	lws_dll2_add_tail(&r->wait, &be->held);
 	lws_sul_schedule(r->vhd->cx, 0, &r->sul_hold, hold_cb, wait);
 

@@ -4,8 +4,8 @@
  * before they read a body (404, 401, 413); the proxy's own error pages do
  * too.  The client goes on sending it, so:
  *
- *  - from the moment nobody wants the body (relay.c sets body_unwanted and
- *    drops what it had queued), what arrives is read and dropped here,
+ *  - from the moment nobody wants the body (relay_req.c moves the request
+ *    half to DROP and drops what it had queued), what arrives is read and dropped here,
  *    which also keeps an h1 client's rx open so that lws lets the answer
  *    out (a paused h1 client gets no WRITEABLE, docs/lws-notes.md N28);
  *  - once the answer is out, the client is not closed at once: closing a
@@ -20,43 +20,26 @@
  *    client can finish; past a bound the stream is closed without a word
  *    and the connection stays usable.
  */
-#include "private.h"
+#include "relay.h"
 
 /* nginx's lingering_timeout: a client quiet this long has stopped */
 #define UDSP_LINGER_IDLE_MS 5000
 
 /*
- * h2: the window a dropped body starts with, and how much of what came
- * is given back per WINDOW_UPDATE.  Not from lws's estimate of the
- * window: lws leaves DATA that arrived before the stream's request was
- * handed to the plugin out of it (lib/roles/h2/http2.c, the
- * LRS_DEFERRING_ACTION branch skips the decrement), so the estimate can
- * stay well above what the client really has left, and an upload whose
- * body nobody reads any more stalled on an empty window.  Giving back
- * exactly what arrived keeps the client's window where it started.
+ * h2: a dropped body starts with a full UDSP_H2_WINDOW, and what comes is
+ * given back exactly (udsp_h2_window() without the top-up from lws's
+ * estimate, which can stay well above what the client really has left:
+ * an upload whose body nobody reads any more stalled on an empty window).
+ * Giving back what arrived keeps the client's window where it started.
  * docs/lws-notes.md N19
  */
-#define UDSP_LINGER_H2_WINDOW	262144
-#define UDSP_LINGER_H2_CREDIT	65536
-
-static void
-h2_give_back(struct udsp_relay *r, size_t len)
-{
-	r->linger.owed += len;
-	if (r->linger.owed < UDSP_LINGER_H2_CREDIT || !r->cwsi)
-		return;
-	lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
-				    (int)r->linger.owed);
-	r->linger.owed = 0;
-}
-
 void
 udsp_linger_drop(struct udsp_relay *r)
 {
 	/* whatever lws believes is left, the client gets a full window */
 	if (r->h2 && r->cwsi && !r->body_in_done)
 		lws_h2_update_peer_txcredit(r->cwsi, LWS_H2_STREAM_SID,
-					    UDSP_LINGER_H2_WINDOW);
+					    UDSP_H2_WINDOW);
 }
 
 static lws_usec_t
@@ -178,7 +161,7 @@ udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 		return r->linger.on ? linger_end(r) : 0;
 	}
 	if (r->h2)
-		h2_give_back(r, len);
+		udsp_h2_window(r, &r->linger.owed, len, 0);
 	if (!r->linger.on)
 		return 0;
 

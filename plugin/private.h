@@ -137,13 +137,47 @@ struct udsp_bconn {
 	unsigned int		uncounted:1;	/* left be->nconns */
 };
 
-#define UDSP_RSTATES(X) \
-	X(INIT) X(CONNECTING) X(HELD) X(SEND) X(AWAIT_HEAD) X(RES_BODY) \
-	X(DONE) X(FAILED) X(ABORTED)
+/*
+ * The relay's two halves, each with one state (as HAProxy keeps a parser
+ * state per direction).  The table of transitions is in
+ * docs/architecture.md; udsp_req_set() and udsp_res_set() log each.
+ *
+ * Request half (relay_req.c): client -> backend.
+ */
+#define UDSP_REQ_STATES(X) \
+	X(INIT)		/* udsp_relay_start() has not finished */ \
+	X(CONNECTING)	/* waiting for a connection (connect, TLS, max-conns) */ \
+	X(HELD)		/* hold.c: waiting for the backend to come back */ \
+	X(HEAD)		/* connected: the request head goes next */ \
+	X(BODY)		/* head out: the body goes as it comes */ \
+	X(SENT)		/* all of the request is out */ \
+	X(DROP)		/* nobody wants the rest of the body (linger.c) */
 
-enum udsp_rstate {
-#define X(s) UDSP_RS_##s,
-	UDSP_RSTATES(X)
+enum udsp_req_state {
+#define X(s) UDSP_REQ_##s,
+	UDSP_REQ_STATES(X)
+#undef X
+};
+
+/*
+ * Response half (relay_res.c): backend -> client.  DONE, FAILED and
+ * ABORTED end the whole relay (udsp_relay_ended()).
+ */
+#define UDSP_RES_STATES(X) \
+	X(WAIT)		/* nothing from the backend yet */ \
+	X(HEAD)		/* the response head is arriving */ \
+	X(BODY)		/* head complete: head and body go to the client */ \
+	X(LAST)		/* the backend's message is complete; the rest of it
+			 * is in r->o */ \
+	X(CUT)		/* the backend closed mid-body: what came goes out,
+			 * then the client is cut short */ \
+	X(DONE)		/* the answer is out */ \
+	X(FAILED)	/* the proxy answers with an error page (errpage.c) */ \
+	X(ABORTED)	/* the answer is cut short (abort_client()) */
+
+enum udsp_res_state {
+#define X(s) UDSP_RES_##s,
+	UDSP_RES_STATES(X)
 #undef X
 };
 
@@ -208,6 +242,11 @@ struct udsp_buf {
 	size_t		lim;	/* cap may grow to this, never past */
 };
 
+/* Headroom in front of buffered data: lws's LWS_PRE plus a chunk-size line */
+#define UDSP_HEADROOM (LWS_PRE + 24)
+/* ...and behind it: chunk CRLF plus the last-chunk marker */
+#define UDSP_TAILROOM 8
+
 /*
  * Request body overflow for h2 clients: lws 4.1.6 cannot pause an h2
  * stream or its connection (lws_rx_flow_control() returns early for h2,
@@ -252,10 +291,11 @@ struct udsp_relay {
 	unsigned int		hold_step;	/* ms to the next try */
 	lws_usec_t		deadline;	/* of the current timeout */
 	lws_usec_t		sul_at;		/* when sul is scheduled */
-	lws_usec_t		lws_to_until;	/* lws's own timeout */
+	lws_usec_t		udsp_to_until;	/* lws's own timeout */
 	unsigned long		id;
 	lws_usec_t		t_start;	/* for the head latency */
-	enum udsp_rstate	state;
+	enum udsp_req_state	req;		/* request half */
+	enum udsp_res_state	rs;		/* response half */
 	enum udsp_err		err;
 	char			peer[48];	/* client address, "" if none */
 
@@ -270,7 +310,7 @@ struct udsp_relay {
 	struct udsp_chunk_dec	cdec;
 	struct udsp_buf		q;		/* client -> backend */
 	struct udsp_spill	spill;		/* h2 overflow of q */
-	struct udsp_linger	linger;		/* once body_unwanted */
+	struct udsp_linger	linger;		/* once req is DROP */
 	int			method;		/* LWSHUMETH_*, or -1 */
 
 	/* response (res itself is last: see udsp_relay_start()) */
@@ -282,30 +322,48 @@ struct udsp_relay {
 	char			*alog_pre;	/* owned: access log line... */
 	char			*alog_post;	/* owned: ...around status */
 
+	/* What the client's request is: set at the start, then read only */
 	unsigned int		h2:1;
 	unsigned int		http10:1;
 	unsigned int		head_req:1;
+
+	/*
+	 * The client's side of the body, which runs apart from what goes
+	 * onward (req): the body can be all in while it is still queued,
+	 * or still coming while it is dropped.
+	 */
 	unsigned int		body_in_done:1;	/* client body all in */
-	unsigned int		body_out_done:1; /* all sent onward */
-	unsigned int		client_paused:1;
-	unsigned int		res_started:1;	/* any response byte */
-	unsigned int		head_sent:1;
-	unsigned int		res_done:1;	/* backend message complete */
+	unsigned int		client_paused:1; /* we stopped its rx */
+
+	/* How the answer is framed to the client, decided from its head */
 	unsigned int		chunked_out:1;	/* we frame for h1 client */
 	unsigned int		no_body_out:1;	/* HEAD/204/304 */
-	unsigned int		final_sent:1;
-	unsigned int		close_after:1;	/* h1: can't keep-alive */
-	unsigned int		retried:1;
 	unsigned int		want_final:1;	/* need FINAL write on h2 */
-	unsigned int		finish_pending:1; /* h2: wait for the flush */
-	unsigned int		immortal:1;
+	unsigned int		close_after:1;	/* h1: can't keep-alive */
+
+	/*
+	 * What the client has been sent, apart from rs: the head may go
+	 * before or after the backend's message is complete (BODY, LAST).
+	 */
+	unsigned int		head_sent:1;
+	unsigned int		final_sent:1;
+
+	/* Done at most once per request */
+	unsigned int		retried:1;	/* a fresh connection after a
+						 * pooled one failed */
+	unsigned int		immortal:1;	/* keep_client() */
+
+	/* The timers (relay.c) */
 	unsigned int		sul_armed:1;
-	unsigned int		lws_to_fix:1;	/* re-set lws's body timeout */
-	unsigned int		truncated:1;	/* backend died mid-body */
-	unsigned int		body_unwanted:1; /* rest of the body: drop */
+	unsigned int		udsp_to_fix:1;	/* re-set lws's body timeout */
+
+	/* lws 4.1.6 workarounds */
+	unsigned int		finish_pending:1; /* h2: wait for the flush
+						   * (docs/lws-notes.md N25) */
 
 	struct udsp_h1_res	res;		/* last: its f[] stays dirty */
 };
+
 
 /* A status mount's answer (status.c) */
 struct udsp_status_ans {
@@ -325,33 +383,97 @@ struct udsp_pss {
 	const struct lws_protocol_vhost_options *pmo;	/* borrowed: mount */
 };
 
-/* relay.c */
+/*
+ * The relay.  relay.c: lifecycle, buffers, timers, teardown; relay_req.c:
+ * the request half; relay_res.c: the response half.  What only those
+ * (and linger.c) share is in relay.h.
+ */
 int
 udsp_relay_start(struct udsp_vhd *vhd, struct lws *wsi,
 		 struct udsp_pss *pss, const char *in, size_t len);
-int
-udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len);
-int
-udsp_relay_client_body_done(struct udsp_relay *r);
-int
-udsp_relay_client_writeable(struct udsp_relay *r);
-int
-udsp_relay_finish(struct udsp_relay *r);
 void
 udsp_relay_client_gone(struct udsp_relay *r);
 void
 udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why);
-int
-udsp_relay_backend_writeable(struct udsp_relay *r);
-int
-udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len);
+/* a held request's next try (hold.c): HELD -> CONNECTING */
 void
-udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused);
+udsp_relay_reconnect(struct udsp_relay *r);
+
+/* Order-free tests of the two states */
+static inline int
+udsp_relay_ended(const struct udsp_relay *r)
+{
+	return r->rs == UDSP_RES_DONE || r->rs == UDSP_RES_FAILED ||
+	       r->rs == UDSP_RES_ABORTED;
+}
+/* any response byte came (or the relay ended) */
+static inline int
+udsp_res_started(const struct udsp_relay *r)
+{
+	return r->rs != UDSP_RES_WAIT;
+}
+/* the backend's head is parsed and the answer has not ended */
+static inline int
+udsp_res_has_head(const struct udsp_relay *r)
+{
+	return r->rs == UDSP_RES_BODY || r->rs == UDSP_RES_LAST ||
+	       r->rs == UDSP_RES_CUT;
+}
+/* the request is no longer going onward: all out, or dropped */
+static inline int
+udsp_req_sent(const struct udsp_relay *r)
+{
+	return r->req == UDSP_REQ_SENT;
+}
+static inline int
+udsp_req_dropped(const struct udsp_relay *r)
+{
+	return r->req == UDSP_REQ_DROP;
+}
 void
-udsp_relay_set_state(struct udsp_relay *r, enum udsp_rstate to,
-		     const char *why);
+udsp_req_set(struct udsp_relay *r, enum udsp_req_state to, const char *why);
+void
+udsp_res_set(struct udsp_relay *r, enum udsp_res_state to, const char *why);
+
+/* relay_req.c: the request half */
+int
+udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len);
+int
+udsp_relay_client_body_done(struct udsp_relay *r);
 void
 udsp_relay_client_rx(struct udsp_relay *r, int on);
+
+/* relay_res.c: the response half */
+int
+udsp_relay_client_writeable(struct udsp_relay *r);
+int
+udsp_relay_finish(struct udsp_relay *r);
+
+/*
+ * What bconn.c reports to the relay bound to a connection, as h2o's
+ * http1client calls on_connect / on_head / on_body: the relay decides,
+ * bconn.c only tells.
+ */
+/* open, and TLS (if any) up */
+void
+udsp_relay_backend_connected(struct udsp_relay *r);
+/* can take bytes; -1: close the connection */
+int
+udsp_relay_backend_writeable(struct udsp_relay *r);
+/* bytes came (plaintext); -1: close the connection */
+int
+udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len);
+/* the connection is gone (bc is unbound); connected: it had been open */
+void
+udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused);
+/*
+ * the connect failed at once; local: this process is short of descriptors,
+ * no fault of the backend's.  Returns 0 if r goes on (another member,
+ * held), -1 after failing r.
+ */
+int
+udsp_relay_connect_failed(struct udsp_relay *r, int err, int local,
+			  const char *why);
 
 /*
  * linger.c: the rest of a request body after an early answer.  Each
@@ -369,7 +491,7 @@ udsp_linger_start(struct udsp_relay *r);
 void
 udsp_linger_stop(struct udsp_relay *r);
 
-/* bconn.c: backend connections and the pool */
+/* bconn.c: one backend connection */
 int
 udsp_bconn_get(struct udsp_relay *r);
 int
@@ -381,12 +503,43 @@ int
 udsp_bconn_write(struct udsp_bconn *bc, const uint8_t *p, size_t len);
 void
 udsp_bconn_rx_flow(struct udsp_bconn *bc, int on);
+/* What the relay may ask of its connection */
+int
+udsp_bconn_paused(const struct udsp_bconn *bc);	/* rx flow-controlled */
+int
+udsp_bconn_connected(const struct udsp_bconn *bc); /* socket up, maybe not TLS */
+int
+udsp_bconn_dead(const struct udsp_bconn *bc);	/* must not be reused */
+int
+udsp_bconn_partial(const struct udsp_bconn *bc); /* lws holds unsent bytes */
+/* a WRITEABLE, once open (and TLS up) */
+void
+udsp_bconn_wake(struct udsp_bconn *bc);
+
+/* pool.c: a backend's connections together, and its health */
 void
 udsp_pool_destroy(struct udsp_vhd *vhd);
 void
 udsp_bconn_unqueue(struct udsp_relay *r);
 void
 udsp_pool_drain(struct udsp_vhd *vhd);
+struct udsp_bconn *
+udsp_pool_take(struct udsp_relay *r);
+int
+udsp_pool_wait(struct udsp_relay *r);
+int
+udsp_pool_put(struct udsp_bconn *bc);
+/* a connection slot (or an idle connection) is free: the next waiter */
+void
+udsp_pool_kick(struct udsp_backend *be);
+void
+udsp_pool_health(struct udsp_backend *be, int ok, const char *why);
+int
+udsp_pool_local_err(int err);
+void
+udsp_pool_fds_short(const char *why);
+void
+udsp_pool_fds_ok(void);
 
 /* hold.c: requests wait for a backend that is restarting */
 int
@@ -424,10 +577,6 @@ udsp_group_good_answer(struct udsp_relay *r);
 /* a held request's next try: the member it goes to */
 void
 udsp_group_rehold(struct udsp_relay *r);
-
-/* relay.c: connect again after a hold (state HELD -> CONNECTING) */
-void
-udsp_relay_reconnect(struct udsp_relay *r);
 
 struct udsp_bconn *
 udsp_bconn_open_ws(struct udsp_ws *ws, struct udsp_vhd *vhd,
@@ -539,11 +688,6 @@ udsp_buf_data(const struct udsp_buf *b)
 }
 void
 udsp_buf_consume(struct udsp_buf *b, size_t n);
-
-/* Headroom in front of buffered data: lws's LWS_PRE plus a chunk-size line */
-#define UDSP_HEADROOM (LWS_PRE + 24)
-/* ...and behind it: chunk CRLF plus the last-chunk marker */
-#define UDSP_TAILROOM 8
 
 /* status.c: the status mount, and the hooks where counted things happen */
 void

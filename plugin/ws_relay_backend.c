@@ -9,9 +9,8 @@
 void
 udsp_wsr_wake_backend(struct udsp_ws *ws)
 {
-	if (ws->bc && ws->bc->wsi && ws->bc->connected &&
-	    (!ws->bc->ssl || ws->bc->tls_up))
-		lws_callback_on_writable(ws->bc->wsi);
+	if (ws->bc)
+		udsp_bconn_wake(ws->bc);
 }
 
 static void

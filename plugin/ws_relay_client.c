@@ -159,7 +159,7 @@ udsp_wsr_client_writeable(struct udsp_ws *ws)
 	}
 
 	/* room again: let the backend talk */
-	if (ws->bc && ws->bc->paused &&
+	if (ws->bc && udsp_bconn_paused(ws->bc) &&
 	    udsp_buf_len(&ws->toc) < ws->toc.want / 2)
 		udsp_bconn_rx_flow(ws->bc, 1);
 
