@@ -306,23 +306,12 @@ reap(int stopping)
 static int
 signals_fd(void)
 {
-	sigset_t mask;
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGCHLD };
 	int sfd;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL)) {
-		lwsl_err("sigprocmask: %s\n", strerror(errno));
+	sfd = udsp_proc_signalfd(sigs, LWS_ARRAY_SIZE(sigs), 0, NULL);
+	if (sfd < 0)
 		return -1;
-	}
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		lwsl_err("signalfd: %s\n", strerror(errno));
-		return -1;
-	}
 	signal(SIGPIPE, SIG_IGN);
 
 	return sfd;

@@ -7,6 +7,7 @@
  * a worker manager or a worker.
  */
 #define _GNU_SOURCE	/* pipe2, dup3 */
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -199,4 +200,30 @@ udsp_proc_describe(int status, char *buf, size_t len)
 			     WEXITSTATUS(status));
 	else
 		lws_snprintf(buf, len, "ended with status 0x%x", status);
+}
+
+int
+udsp_proc_signalfd(const int *sigs, int n, int flags, sigset_t *old)
+{
+	sigset_t mask, before;
+	int i, sfd;
+
+	sigemptyset(&mask);
+	for (i = 0; i < n; i++)
+		sigaddset(&mask, sigs[i]);
+	if (sigprocmask(SIG_BLOCK, &mask, &before)) {
+		lwsl_err("sigprocmask: %s\n", strerror(errno));
+		return -1;
+	}
+	if (old)
+		*old = before;
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | flags);
+	if (sfd < 0) {
+		lwsl_err("signalfd: %s\n", strerror(errno));
+		if (old)
+			sigprocmask(SIG_SETMASK, &before, NULL);
+		return -1;
+	}
+
+	return sfd;
 }

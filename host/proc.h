@@ -8,6 +8,7 @@
 #ifndef UDSP_HOST_PROC_H
 #define UDSP_HOST_PROC_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* the write ends of the idle pipes put over closed listeners */
@@ -63,6 +64,15 @@ udsp_proc_close_listeners(struct udsp_quiet *q);
 /* one status byte (daemon.h UDSP_ST_*) on a pipe; fd -1: nobody to tell */
 void
 udsp_proc_tell(int fd, char c);
+
+/*
+ * The signals of sigs[0..n-1] blocked and delivered on a new signalfd
+ * (flags: SFD_NONBLOCK or 0; it is close-on-exec).  old, if not NULL,
+ * gets the mask from before, which is put back on failure.  The fd, or
+ * -1 (logged).
+ */
+int
+udsp_proc_signalfd(const int *sigs, int n, int flags, sigset_t *old);
 
 /* room for any udsp_proc_describe() text */
 #define UDSP_PROC_DESCRIBE_LEN	48

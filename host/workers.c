@@ -506,25 +506,12 @@ on_signals(struct mgr *m)
 static int
 signals_fd(struct mgr *m)
 {
-	sigset_t mask;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1, SIGCHLD };
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGUSR1);
-	sigaddset(&mask, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &mask, &m->old_mask)) {
-		lwsl_err("sigprocmask: %s\n", strerror(errno));
-		return -1;
-	}
-	m->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (m->sfd < 0) {
-		lwsl_err("signalfd: %s\n", strerror(errno));
-		sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
-		return -1;
-	}
+	m->sfd = udsp_proc_signalfd(sigs, LWS_ARRAY_SIZE(sigs), SFD_NONBLOCK,
+				    &m->old_mask);
 
-	return 0;
+	return m->sfd < 0 ? -1 : 0;
 }
 
 /* pfd[0] the signalfd, then each worker's status pipe (map[n]: its own) */
