@@ -120,10 +120,15 @@ def t_multi_kill(env, proto):
     print("a back after %d batches of 100" % (i + 1))
     # a request that moved is counted on the member that answered it
     st = _status_json(env, proto)
-    got = [_be(st, _port(env, proto), x.origin("/"))["requests"]
-           for x in (a, b)]
-    eq(got, [len(a.requests()), len(b.requests())],
-       "status requests of a and b (the backends' own logs)")
+    sa, sb = [_be(st, _port(env, proto), x.origin("/"))["requests"]
+              for x in (a, b)]
+    eq(sb, len(b.requests()), "status requests of b (its own log)")
+    # a's log may hold one more per request a read as it drained and
+    # never answered: the relay retries such a request (a reused
+    # connection that closed) and, a being gone, moves it to b, where it
+    # is counted
+    check(0 <= len(a.requests()) - sa <= 3,
+          "status requests of a %d, its own log %d", sa, len(a.requests()))
 
 
 @case("multi-all-down", **MULTI)
