@@ -20,7 +20,7 @@ import websockets
 from harness import (Failure, H2Client, check, eq, h2_status, proc_status,
                      wait_until)
 
-from .common import case
+from .common import RSS_LIMIT_KB, case
 
 
 # ---- WebSocket through a proxied mount (issue 11) ----------------------
@@ -305,7 +305,7 @@ def t_ws_flood_rss(env, proto):
     ws_run(up(), 150)
     peak = proc_status(pid)["VmHWM"]
     print("ws flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
-    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
+    check(peak - base < RSS_LIMIT_KB, "peak RSS grew by %d KiB", peak - base)
 
 
 @case("ws-browser-flow", backends=WS_BACKENDS)
@@ -635,4 +635,4 @@ def t_ws_h2_flood_rss(env, proto):
         w.close()
     peak = proc_status(pid)["VmHWM"]
     print("ws h2 flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
-    check(peak - base < 16384, "peak RSS grew by %d KiB", peak - base)
+    check(peak - base < RSS_LIMIT_KB, "peak RSS grew by %d KiB", peak - base)
