@@ -497,7 +497,12 @@ class Env:
 
     def start_daemon(self, mounts=None, pvo=None, vhost_extra=None,
                      global_extra=None, nofile=None):
-        """nofile: the daemon's RLIMIT_NOFILE (soft and hard)."""
+        """nofile: the daemon's RLIMIT_NOFILE (soft and hard).  A daemon
+        this Env started before is stopped first: it would go on serving
+        on the same ports (lws listens with SO_REUSEPORT) and outlive the
+        case."""
+        if self.daemon:
+            self.daemon.stop()
         check(self.daemon_bin or self.lwsws,
               "no lws-uds-proxyd under %s", self.build_dir)
         check(os.path.exists(os.path.join(
