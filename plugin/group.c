@@ -251,7 +251,7 @@ udsp_group_connect_failed(struct udsp_relay *r)
 {
 	if (udsp_group_failover(r)) {
 		/* the next member has its own connect-timeout-ms */
-		udsp_relay_reconnect(r);
+		udsp_relay_reconnect(r, "failover");
 		return 1;
 	}
 

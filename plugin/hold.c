@@ -68,7 +68,7 @@ hold_cb(lws_sorted_usec_list_t *sul)
 	if (!lws_dll2_is_detached(&r->wait))
 		lws_dll2_remove(&r->wait);
 	udsp_group_rehold(r);
-	udsp_relay_reconnect(r);
+	udsp_relay_reconnect(r, "hold retry");
 }
 
 /*

@@ -395,9 +395,13 @@ void
 udsp_relay_client_gone(struct udsp_relay *r);
 void
 udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why);
-/* a held request's next try (hold.c): HELD -> CONNECTING */
-void
-udsp_relay_reconnect(struct udsp_relay *r);
+/*
+ * back to CONNECTING, with a fresh connect timer: the hold's next try, a
+ * move to another member, the retry after a reused connection closed.
+ * Returns 0, or -1 after failing r (udsp_bconn_get()).
+ */
+int
+udsp_relay_reconnect(struct udsp_relay *r, const char *why);
 
 /* Order-free tests of the two states */
 static inline int

@@ -406,7 +406,7 @@ udsp_relay_connect_failed(struct udsp_relay *r, int err, int local,
 			  const char *why)
 {
 	if (!local && udsp_group_failover(r))
-		return udsp_bconn_get(r);
+		return udsp_relay_reconnect(r, "failover");
 	if (udsp_hold_try(r, err))
 		return 0;
 	udsp_relay_fail(r, UDSP_E_CONNECT, why);
@@ -414,13 +414,21 @@ udsp_relay_connect_failed(struct udsp_relay *r, int err, int local,
 	return -1;
 }
 
-/* A held request's next try (hold.c): as a fresh connect */
-void
-udsp_relay_reconnect(struct udsp_relay *r)
+/*
+ * Every way back to CONNECTING after the start: a held request's next try
+ * (hold.c), the move to another member of a backend list (above and
+ * group.c), the one retry after a reused pooled connection closed
+ * unanswered (relay_res.c).  Each connect gets a connect timer of its
+ * own, as at the start, so a member is not blamed for the time its
+ * predecessor (or the hold's wait) used up.
+ */
+int
+udsp_relay_reconnect(struct udsp_relay *r, const char *why)
 {
-	udsp_req_set(r, UDSP_REQ_CONNECTING, "hold retry");
+	udsp_req_set(r, UDSP_REQ_CONNECTING, why);
 	udsp_relay_arm(r, r->vhd->conf.connect_ms);
-	udsp_bconn_get(r);
+
+	return udsp_bconn_get(r);
 }
 
 /* ---- teardown and failure ---- */

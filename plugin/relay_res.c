@@ -234,9 +234,7 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 		r->retried = 1;
 		r->reqhead_sent = 0;
 		udsp_info(r, "reused connection closed, retrying once");
-		udsp_req_set(r, UDSP_REQ_CONNECTING, "retry");
-		udsp_relay_arm(r, r->vhd->conf.connect_ms);
-		udsp_bconn_get(r);
+		udsp_relay_reconnect(r, "reused connection closed");
 		return;
 	}
 
