@@ -246,6 +246,30 @@ udsp_h2_body_unguard(struct lws *wsi)
 
 static int
 callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len);
+
+/*
+ * As a vhost's default protocol (so that a ws upgrade without a
+ * subprotocol binds here), the plugin is told of every new connection in
+ * place of the host's protocols[0] (docs/lws-notes.md N49), which may want
+ * to know: the daemon's puts its TLS write buffer under the connection's
+ * SSL there.  lwsws's is lws's dummy, which ignores it.
+ */
+static int
+pass_to_host(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	     void *in, size_t len)
+{
+	const struct lws_protocols *p0 = lws_vhost_name_to_protocol(
+					lws_get_vhost(wsi), "http-only");
+
+	if (p0 && p0->callback && p0->callback != callback_lws_uds_proxy)
+		return p0->callback(wsi, reason, user, in, len);
+
+	return 0;
+}
+
+static int
+callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
 	struct udsp_vhd *vhd = (struct udsp_vhd *)lws_protocol_vh_priv_get(
@@ -270,23 +294,6 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		if (main_prot)
 			vhd = (struct udsp_vhd *)lws_protocol_vh_priv_get(
 					lws_get_vhost(wsi), main_prot);
-	}
-
-	/*
-	 * As a vhost's default protocol (so that a ws upgrade without a
-	 * subprotocol binds here), lws also adopts every new connection to
-	 * this protocol (roles/h1/ops-h1.c:937 in 4.1.6) and tells us, not
-	 * protocols[0], of it: the host's protocols[0] may want to know (the
-	 * daemon puts its TLS write buffer under the connection's SSL there).
-	 * lwsws's protocols[0] is lws's dummy, which ignores it.
-	 */
-	if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED) {
-		main_prot = lws_vhost_name_to_protocol(lws_get_vhost(wsi),
-						       "http-only");
-		if (main_prot && main_prot->callback &&
-		    main_prot->callback != callback_lws_uds_proxy)
-			return main_prot->callback(wsi, reason, user, in, len);
-		return 0;
 	}
 
 	/* int: UDSP_CALLBACK_DRAIN is no member of the enum */
@@ -318,6 +325,10 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 		if (vhd)
 			udsp_pool_drain(vhd);
 		return 0;
+
+	/* the host's, not ours (docs/lws-notes.md N49) */
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return pass_to_host(wsi, reason, user, in, len);
 
 	/*
 	 * With mount.protocol set (as lwsws does for callback:// mounts), lws
