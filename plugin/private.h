@@ -364,17 +364,7 @@ struct udsp_relay {
 	struct udsp_h1_res	res;		/* last: its f[] stays dirty */
 };
 
-
-/* A status mount's answer (status.c) */
-struct udsp_status_ans {
-	char		*body;		/* owned */
-	size_t		len, off;
-	const char	*ctype;
-	int		status;
-	unsigned int	head_sent:1;
-	unsigned int	head_req:1;	/* HEAD: no body */
-	unsigned int	h2:1;
-};
+struct udsp_status_ans;		/* status.c's */
 
 struct udsp_pss {
 	struct udsp_relay	*r;	/* owned */

@@ -20,6 +20,17 @@
 
 #define STATUS_ALLOW_DEFAULT "127.0.0.1, ::1"
 
+/* A status mount's answer, on the client's pss */
+struct udsp_status_ans {
+	char		*body;		/* owned */
+	size_t		len, off;
+	const char	*ctype;
+	int		status;
+	unsigned int	head_sent:1;
+	unsigned int	head_req:1;	/* HEAD: no body */
+	unsigned int	h2:1;
+};
+
 /* every vhost's plugin state in this process, for the answer */
 static struct udsp_vhd *vhds[64];
 static int nvhds;
