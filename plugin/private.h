@@ -469,22 +469,6 @@ int
 udsp_relay_connect_failed(struct udsp_relay *r, int err, int local,
 			  const char *why);
 
-/*
- * linger.c: the rest of a request body after an early answer.  Each
- * returns what the client's lws callback must return (-1: close the h1
- * connection or the h2 stream).
- */
-void
-udsp_linger_drop(struct udsp_relay *r);
-int
-udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len);
-int
-udsp_linger_body_done(struct udsp_relay *r);
-int
-udsp_linger_start(struct udsp_relay *r);
-void
-udsp_linger_stop(struct udsp_relay *r);
-
 /* bconn.c: one backend connection */
 int
 udsp_bconn_get(struct udsp_relay *r);

@@ -2,8 +2,9 @@
  *
  * What the relay's own files (relay.c, relay_req.c, relay_res.c) and
  * linger.c share and nobody else needs: the timers, the in-place chunk
- * framing, the h2 window, and each half's entry points for the
- * lifecycle.  The relay's states and struct are in private.h.
+ * framing, the h2 window, each half's entry points for the lifecycle,
+ * and linger.c's for a body nobody wants.  The relay's states and struct
+ * are in private.h.
  */
 #ifndef UDSP_RELAY_H
 #define UDSP_RELAY_H
@@ -79,5 +80,21 @@ int
 udsp_res_init(struct udsp_relay *r);
 void
 udsp_res_free(struct udsp_relay *r);
+
+/*
+ * linger.c: the rest of a request body after an early answer.  Each
+ * returns what the client's lws callback must return (-1: close the h1
+ * connection or the h2 stream).
+ */
+void
+udsp_linger_drop(struct udsp_relay *r);
+int
+udsp_linger_body(struct udsp_relay *r, const uint8_t *in, size_t len);
+int
+udsp_linger_body_done(struct udsp_relay *r);
+int
+udsp_linger_start(struct udsp_relay *r);
+void
+udsp_linger_stop(struct udsp_relay *r);
 
 #endif
