@@ -686,9 +686,6 @@ void
 udsp_stats_response(struct udsp_backend *be, int status, int proxy_made);
 void
 udsp_stats_connect_fail(struct udsp_backend *be);
-/* held requests: +1 when one starts waiting, -1 when it stops */
-void
-udsp_stats_hold(struct udsp_backend *be, int delta);
 void
 udsp_stats_bytes(struct udsp_backend *be, size_t from_be, size_t to_be);
 void

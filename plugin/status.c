@@ -83,16 +83,6 @@ udsp_stats_connect_fail(struct udsp_backend *be)
 }
 
 void
-udsp_stats_hold(struct udsp_backend *be, int delta)
-{
-	if (!be)
-		return;
-	be->st.held_now += delta;
-	if (delta > 0)
-		be->st.held_total += (uint64_t)delta;
-}
-
-void
 udsp_stats_bytes(struct udsp_backend *be, size_t from_be, size_t to_be)
 {
 	if (!be)
