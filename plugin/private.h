@@ -594,35 +594,9 @@ udsp_reqhead_build_ws(struct lws *wsi, struct udsp_vhd *vhd,
 		      const char *peer, const char *remainder,
 		      const char *key, const char *proto, char **out,
 		      size_t *outlen);
-
-/*
- * What both heads are built from, apart from the relay and the WebSocket
- * (tests/unit/test-reqhead.c builds heads from it with a fake request): a
- * relay's request, or a WebSocket upgrade (ws_key set), which goes as a GET
- * with our own Upgrade fields.
- */
-struct udsp_reqctx {
-	struct lws				*wsi;
-	struct udsp_vhd				*vhd;
-	struct udsp_backend			*be;
-	const struct lws_protocol_vhost_options	*pmo;
-	const char				*peer;
-	const char				*method;
-	enum udsp_body				body;
-	int64_t					body_remain;
-	int					h2;
-	const char				*ws_key;	/* b64 */
-	const char				*ws_proto;	/* or NULL */
-};
-enum udsp_err
-udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
-		       char **out, size_t *outlen);
 /* the mounts' forward-headers kept on the vhost */
 void
 udsp_reqhead_vhd_free(struct udsp_vhd *vhd);
-/* method: lws_http_get_uri_and_method()'s index, for h1 */
-const char *
-udsp_method_name(struct lws *wsi, int h2, int method, char *buf, size_t len);
 
 /* accesslog.c */
 int

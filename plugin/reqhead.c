@@ -5,7 +5,7 @@
  * end-to-end header lws tokenises, configured custom headers (h1 only: lws
  * 4.1.6 drops unknown headers on h2), Host and X-Forwarded-*.
  */
-#include "private.h"
+#include "reqhead.h"
 #include "headers.h"
 #include "strlist.h"
 #include "urlenc.h"

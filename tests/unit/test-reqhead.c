@@ -9,7 +9,7 @@
  */
 #include <stdlib.h>
 
-#include "private.h"
+#include "reqhead.h"
 #include "t.h"
 
 /* ---------------------------------------------------- the fake request */
