@@ -15,9 +15,10 @@
  * wait link, with a timer in the relay.  hold-max bounds their number per
  * backend; past it the 503 comes at once.
  *
- * Interface: bconn.c calls udsp_hold_try() when a connect fails at once
- * (lws reports that synchronously for unix sockets; only ENOENT and
- * ECONNREFUSED are held), and udsp_hold_cancel() from udsp_bconn_unqueue(),
+ * Interface: the relay calls udsp_hold_try() when bconn.c reports a
+ * connect that failed at once (udsp_relay_connect_failed(): lws reports
+ * that synchronously for unix sockets; only ENOENT and ECONNREFUSED are
+ * held), pool.c calls udsp_hold_cancel() from udsp_pool_unqueue(),
  * which the relay runs whenever it fails or is freed.  A due retry goes
  * back to the relay through udsp_relay_reconnect(), which connects as at
  * the start; a TCP backend's refusal, reported later, is not held, except

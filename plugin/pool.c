@@ -10,10 +10,15 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/*
+ * r waits no more, whatever for: off its backend's max-conns queue or
+ * held list (one wait link serves both), and no hold retry comes.  Every
+ * failure and free of a relay runs this, so neither list keeps a relay
+ * that is gone.
+ */
 void
-udsp_bconn_unqueue(struct udsp_relay *r)
+udsp_pool_unqueue(struct udsp_relay *r)
 {
-	/* from be->waiting or be->held, whichever */
 	if (!lws_dll2_is_detached(&r->wait))
 		lws_dll2_remove(&r->wait);
 	udsp_hold_cancel(r);

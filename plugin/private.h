@@ -313,7 +313,7 @@ struct udsp_relay {
 	struct udsp_linger	linger;		/* once req is DROP */
 	int			method;		/* LWSHUMETH_*, or -1 */
 
-	/* response (res itself is last: see udsp_relay_start()) */
+	/* response (res itself is last: see relay_new()) */
 	char			*hbuf;		/* owned: res header block */
 	struct udsp_buf		o;		/* backend -> client */
 	int64_t			res_cl;		/* -1 none */
@@ -498,7 +498,7 @@ udsp_bconn_wake(struct udsp_bconn *bc);
 void
 udsp_pool_destroy(struct udsp_vhd *vhd);
 void
-udsp_bconn_unqueue(struct udsp_relay *r);
+udsp_pool_unqueue(struct udsp_relay *r);
 void
 udsp_pool_drain(struct udsp_vhd *vhd);
 struct udsp_bconn *
@@ -536,7 +536,8 @@ udsp_group_pick(struct udsp_group *g);
 /* r's connect failed: 1 if r->be is now another member to connect to */
 int
 udsp_group_failover(struct udsp_relay *r);
-/* ...failed later (bconn_ended()): 1 if r moved on or is held */
+/* ...failed later (udsp_relay_backend_closed()): 1 if r moved on or is
+ * held */
 int
 udsp_group_connect_failed(struct udsp_relay *r);
 /* relay.c's connect timer ran out: 1 if r moved on or is held */

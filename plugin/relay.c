@@ -436,7 +436,7 @@ udsp_relay_reconnect(struct udsp_relay *r, const char *why)
 static void
 relay_free(struct udsp_relay *r)
 {
-	udsp_bconn_unqueue(r);
+	udsp_pool_unqueue(r);
 	/* 499: the client went away before any response (as nginx) */
 	udsp_alog_end(r, r->status_sent ? r->status_sent : 499);
 	udsp_relay_disarm(r);
@@ -468,7 +468,7 @@ udsp_relay_fail(struct udsp_relay *r, enum udsp_err e, const char *why)
 	_lws_log(udsp_err_info(e)->level, "%s: r%lu: %d: %s\n", __func__,
 		 r->id, udsp_err_status(e), why ? why : "");
 	udsp_relay_disarm(r);
-	udsp_bconn_unqueue(r);
+	udsp_pool_unqueue(r);
 	if (r->bc)
 		udsp_bconn_release(r->bc, 0);
 	/*
