@@ -82,10 +82,10 @@ plain_write(struct udsp_bconn *bc, const uint8_t *p, size_t len)
 		return 0;
 	/*
 	 * RAW writes carry no framing, so lws does not touch the LWS_PRE
-	 * area; a partial write is buffered by lws and finished before the
-	 * next WRITEABLE.
+	 * area; what the socket does not take lws keeps and sends before
+	 * the next WRITEABLE, so a short count is no error
+	 * (docs/lws-notes.md N6).
 	 */
-	/* queued output: lws appends, returns less (docs/lws-notes.md N6) */
 	if (lws_write(bc->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
 		return -1;
 
@@ -660,7 +660,7 @@ udsp_bconn_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_RAW_CLOSE:
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		/* lws delivers exactly one of these two per wsi (docs/lws-notes.md N2) */
+		/* exactly one of the two per wsi (docs/lws-notes.md N2) */
 		lws_set_opaque_user_data(wsi, NULL);
 		fd = lws_get_socket_fd(wsi);
 		/* from here on nothing may touch the dying wsi */

@@ -77,7 +77,7 @@ udsp_buf_init(struct udsp_vhd *vhd, struct udsp_buf *b, size_t want)
 void
 udsp_buf_free(struct udsp_vhd *vhd, struct udsp_buf *b)
 {
-	/* a buffer that grew past its first size is not kept */
+	/* the cache hands out first-size buffers only: one that grew goes */
 	if (b->base && b->cap == buf_first(vhd) &&
 	    vhd->nbufcache < (int)LWS_ARRAY_SIZE(vhd->bufcache))
 		vhd->bufcache[vhd->nbufcache++] = b->base;

@@ -129,7 +129,7 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 	udsp_stats_bytes(r->be, len, 0);
 	n = udsp_h1_res_feed(&r->res, (const char *)in, len);
 	if (n < 0) {
-		lwsl_info("%s: r%lu: backend response: %s\n", __func__, r->id,
+		udsp_info(r, "backend response: %s",
 			  r->res.err ? r->res.err : "?");
 		udsp_group_bad_answer(r);
 		udsp_relay_fail(r, UDSP_E_BAD_RESPONSE, r->res.err);
@@ -434,8 +434,7 @@ send_head(struct udsp_relay *r)
 	return 0;
 
 bail:
-	lwsl_info("%s: r%lu: response head did not fit or write\n", __func__,
-		  r->id);
+	udsp_info(r, "response head did not fit or write");
 
 	return -1;
 }
