@@ -227,14 +227,11 @@ vhd_destroy(struct udsp_vhd *vhd)
 /*
  * lws 4.1.6 checks every h2 DATA frame of a request that has a
  * content-length against all the bytes left in its read buffer, not
- * against the frame (lib/roles/h2/http2.c, "More rx than content_length
- * told"): once a read holds the rest of a body and anything after it (the
- * 9-byte header of the body's own last frame, the next stream's HEADERS,
- * a SETTINGS ack), it sends GOAWAY PROTOCOL_ERROR and every stream on the
- * connection dies.  The check runs only while the stream still holds its
- * header table; the relay has taken all it needs from it by now (the head
- * is built, the access log line begun), so give the table back.  lws
- * still counts the body against rx_content_length and ends it there.
+ * against the frame: once a read holds the rest of a body and anything
+ * after it, it sends GOAWAY and every stream on the connection dies.  The
+ * check runs only while the stream still holds its header table
+ * (docs/lws-notes.md N50); the relay has taken all it needs from it by now
+ * (the head is built, the access log line begun), so give the table back.
  */
 static void
 udsp_h2_body_unguard(struct lws *wsi)

@@ -477,7 +477,7 @@ udsp_relay_client_body(struct udsp_relay *r, const uint8_t *in, size_t len)
 	/*
 	 * h2: DATA past the content-length makes the request malformed (RFC
 	 * 9113 8.1.1).  lws's own check is gone once the stream's header
-	 * table is given back (docs/lws-notes.md N19), so it is ours: the
+	 * table is given back (docs/lws-notes.md N50), so it is ours: the
 	 * excess must never reach the backend, where it would read as the
 	 * start of another request on the connection.
 	 */
