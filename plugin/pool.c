@@ -129,16 +129,12 @@ pool_sweep_at(struct udsp_backend *be, lws_usec_t since)
 			 at > now ? at - now : 1);
 }
 
-/* Take an idle pooled connection out of the pool and close it. */
+/* An idle pooled connection out of the pool, closed as any unwanted one */
 static void
 pool_close(struct udsp_bconn *bc)
 {
 	lws_dll2_remove(&bc->list);
-	bc->dead = 1;
-	if (bc->wsi)
-		/* RAW_CLOSE follows and frees bc */
-		lws_set_timeout(bc->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
-				LWS_TO_KILL_ASYNC);
+	udsp_bconn_release(bc, 0);
 }
 
 static void

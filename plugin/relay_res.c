@@ -109,6 +109,22 @@ res_head_ready(struct udsp_relay *r)
 }
 
 /*
+ * The backend's message is complete, by its framing or by its close
+ * (BODY -> LAST): no timer runs on a backend that has said all, and a
+ * request body still going onward is unwanted now (an early answer).
+ */
+static void
+res_last(struct udsp_relay *r, const char *why)
+{
+	udsp_res_set(r, UDSP_RES_LAST, why);
+	udsp_relay_disarm(r);
+	if (!udsp_req_sent(r))
+		udsp_req_drop_body(r);
+	if (r->cwsi)
+		lws_callback_on_writable(r->cwsi);
+}
+
+/*
  * Bytes from the backend (plaintext).  Returns -1 if the backend
  * connection must close.
  */
@@ -146,19 +162,14 @@ udsp_relay_backend_rx(struct udsp_relay *r, const uint8_t *in, size_t len)
 		udsp_relay_arm(r, r->vhd->conf.idle_ms);
 
 	if (r->res.msg_done) {
-		int reuse = r->res.keep_alive && (size_t)n == len &&
-			    udsp_req_sent(r) && !udsp_bconn_dead(bc);
-
-		udsp_res_set(r, UDSP_RES_LAST, "message complete");
-		udsp_relay_disarm(r);
 		/*
 		 * An early answer (404, 413...) with body still to send: the
 		 * connection is in no known state, so it is not reused.
 		 */
-		if (!udsp_req_sent(r))
-			udsp_req_drop_body(r);
-		if (r->cwsi)
-			lws_callback_on_writable(r->cwsi);
+		int reuse = r->res.keep_alive && (size_t)n == len &&
+			    udsp_req_sent(r) && !udsp_bconn_dead(bc);
+
+		res_last(r, "message complete");
 		/* the relay needs only its buffer from here on */
 		udsp_bconn_release(bc, reuse);
 
@@ -195,12 +206,7 @@ udsp_relay_backend_closed(struct udsp_relay *r, int connected, int reused)
 						"eof in head");
 				return;
 			}
-			udsp_res_set(r, UDSP_RES_LAST, "eof");
-			udsp_relay_disarm(r);
-			if (!udsp_req_sent(r))
-				udsp_req_drop_body(r);
-			if (r->cwsi)
-				lws_callback_on_writable(r->cwsi);
+			res_last(r, "eof");
 			return;
 		}
 		if (r->res.head_done && !r->head_sent) {
