@@ -9,18 +9,17 @@
  *  - a request goes to the member with the fewest outstanding requests
  *    (busy connections, connects under way, requests queued for max-conns
  *    or held), ties going round-robin;
- *  - a member that failed to connect (bconn.c's health(), which also sets
- *    down_until) or answered garbage is skipped until down-ms has passed;
- *    the first request after that tries it again, and its connect or its
- *    answer decides;
+ *  - a member that failed to connect (pool.c's udsp_pool_health(), which
+ *    also sets down_until) or answered garbage is skipped until down-ms
+ *    has passed; the first request after that tries it again, and its
+ *    connect or its answer decides;
  *  - a request whose connect failed moves to another member that is not
  *    down, when nothing of it reached a backend (hold.c's rule);
  *  - when every member is down, requests still go to one of them, so that
  *    hold-ms holds them and the 503 comes only after the hold.  A held
  *    request's retries go round the members, and a later connect failure
  *    (a TCP member's refusal) is held too, which a single TCP backend's
- *    is not.
- *
+ *    is not;
  *  - a connect that times out (connect-timeout-ms: a blackholed address,
  *    a TLS handshake that never ends) is a failure of the member as a
  *    refusal is: marked down, and the request moves on or is held;
@@ -29,14 +28,16 @@
  *
  * Interface: udsp_group_lookup() at config and request start,
  * udsp_group_pick() for a new request, udsp_group_bad_answer() and
- * udsp_group_good_answer() on a response head (relay.c),
- * udsp_group_failover() where a
- * connect failed at once and udsp_group_connect_failed() where it failed
- * later (bconn.c), udsp_group_connect_timeout() where it timed out
- * (relay.c's timer), udsp_group_rehold() before a held request's next try
- * (hold.c), udsp_group_ws_open() for a WebSocket's connection and each
- * retry of it (ws_relay.c).  A single origin is a group of one, which
- * picks its member whatever its state, as before groups existed.
+ * udsp_group_good_answer() on a response head (relay_res.c),
+ * udsp_group_failover() where a connect failed at once (relay.c's
+ * udsp_relay_connect_failed()) and udsp_group_connect_failed() where it
+ * failed later (relay_res.c's udsp_relay_backend_closed()),
+ * udsp_group_connect_timeout() where it timed out (relay.c's timer),
+ * udsp_group_rehold() before a held request's next try (hold.c),
+ * udsp_group_ws_open() for a WebSocket's connection and each retry of it
+ * (ws_relay.c).  A request moves on through udsp_relay_reconnect().  A
+ * single origin is a group of one, which picks its member whatever its
+ * state, as before groups existed.
  *
  * A request that moves keeps the head built for its first member: the
  * members of a list are expected to serve the same paths.
@@ -261,8 +262,9 @@ udsp_group_connect_failed(struct udsp_relay *r)
 /*
  * be did not connect in time: skipped for down-ms, as after a refusal.
  * The connection given up on is counted in connect_failures when its
- * close comes (bconn.c's health(), for one never established); one that
- * was up but never finished its TLS handshake is counted here.
+ * close comes (udsp_pool_health() from bconn.c, for one never
+ * established); one that was up but never finished its TLS handshake is
+ * counted here.
  */
 static void
 timed_out(struct udsp_vhd *vhd, struct udsp_backend *be, int counted)
