@@ -120,16 +120,11 @@ udsp_req_is_http10(struct lws *wsi)
 
 /*
  * RFC 9112 3: request-line = method SP request-target SP HTTP-version CRLF,
- * and nothing else.  lws 4.1.6 keeps all that follows the target's space
- * as the version token (lib/roles/http/parsers.c:1003-1033, then the
- * token's bytes up to CR/LF at :1035-1052), so "HTTP/1.1 junk", or
- * "b HTTP/1.1" after a target with a space in it, shows here.  A line that
- * ended early leaves no version at all: a bare CR, or an encoded CR or LF
- * in the target, which lws decodes (lws_parse_urldecode) before it looks
- * for the end of the line (:1035-1046, the same in 4.3.5), so the rest of
- * the line became a header ("GET /a%0aX-Injected:%20c HTTP/1.1" gives a
- * header "x-injected: %20c HTTP/1.1" and no version).  HTTP/0.9's
- * "GET /a" has none either.  Returns 0, or the error to answer with.
+ * and nothing else.  lws keeps all that follows the target's space as the
+ * version token, and ends the line early at an encoded CR or LF in the
+ * target, leaving no version at all (docs/lws-notes.md N51): a damaged
+ * request line shows here, where nothing else of the request is to be
+ * trusted either.  Returns 0, or the error to answer with.
  */
 static enum udsp_err
 h1_version_check(struct lws *wsi)
