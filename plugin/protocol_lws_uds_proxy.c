@@ -264,7 +264,9 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	 * A protocol of another name with this callback is a WebSocket
 	 * subprotocol the host registered for a mount's ws-subprotocols (lws
 	 * binds an upgrade by the subprotocol's name): it shares the vhost's
-	 * one configuration.
+	 * one configuration.  So does the daemon's protocols[0] when it hands
+	 * on a keep-alive connection's HTTP_CONFIRM_UPGRADE (host/limits.c):
+	 * it keeps no per-vhost data of its own.
 	 */
 	if (!vhd && lws_get_protocol(wsi) && lws_get_protocol(wsi)->name &&
 	    strcmp(lws_get_protocol(wsi)->name, UDSP_PROTOCOL_NAME)) {
