@@ -114,15 +114,16 @@ done:
 }
 
 /*
- * The same page as an h1 answer to a ws upgrade refused before its 101
- * (ws_early.c): lws completes the transaction as soon as the callback
- * returns (docs/lws-notes.md N47), so head and body go in one write, which
- * lws finishes sending itself if the socket takes only part of it.  The
- * client asked for an upgrade, not a keep-alive exchange: Connection:
- * close.
+ * The same page as the answer to a ws upgrade refused before lws's 101
+ * (h1) or ":status 200" (h2), from ws_early.c.  On h1 lws completes the
+ * transaction as soon as the callback returns (docs/lws-notes.md N47), so
+ * head and body go in one write, which lws finishes sending itself if the
+ * socket takes only part of it; the client asked for an upgrade, not a
+ * keep-alive exchange: Connection: close.  On h2 a HEADERS and a DATA
+ * frame ending the stream (lws queues what the connection cannot take).
  */
 int
-udsp_errpage_now(struct lws *wsi, enum udsp_err e)
+udsp_errpage_now(struct lws *wsi, enum udsp_err e, int h2)
 {
 	uint8_t buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
@@ -132,9 +133,17 @@ udsp_errpage_now(struct lws *wsi, enum udsp_err e)
 
 	n = page(ei, body, sizeof(body));
 	if (n <= 0 || (size_t)n >= sizeof(body) ||
-	    head(wsi, ei, 0, 1, (size_t)n, &p, end) ||
+	    head(wsi, ei, h2, 1, (size_t)n, &p, end) ||
 	    lws_ptr_diff(end, p) < n)
 		return -1;
+	if (h2) {
+		if (lws_write(wsi, start, (size_t)lws_ptr_diff(p, start),
+			      LWS_WRITE_HTTP_HEADERS) < 0)
+			return -1;
+		memcpy(start, body, (size_t)n);
+		return lws_write(wsi, start, (size_t)n,
+				 LWS_WRITE_HTTP_FINAL) < 0 ? -1 : 0;
+	}
 	/*
 	 * lws writes the status line's version from the request's, which it
 	 * reads only for a request it serves as HTTP (lws_http_action()), not

@@ -563,6 +563,9 @@ udsp_ws_early_conf(struct udsp_vhd *vhd,
 /* HTTP_CONFIRM_UPGRADE: 0 go on, 1 the 503 page is out, -1 hang up */
 int
 udsp_ws_early_confirm(struct udsp_vhd *vhd, struct lws *wsi, const char *up);
+/* FILTER_PROTOCOL_CONNECTION, h2: 0 go on, 1 the page is out, refuse */
+int
+udsp_ws_early_filter(struct udsp_vhd *vhd, struct lws *wsi);
 
 /* group.c: several backends behind one mount */
 struct udsp_group;
@@ -678,9 +681,9 @@ udsp_alog_end(struct udsp_relay *r, int status);
 /* errpage.c */
 int
 udsp_errpage_send(struct udsp_relay *r);
-/* the whole page for e in one write, before a ws 101 (h1); 0 or -1 */
+/* the whole page for e now, before a ws 101 or h2 200; 0 or -1 */
 int
-udsp_errpage_now(struct lws *wsi, enum udsp_err e);
+udsp_errpage_now(struct lws *wsi, enum udsp_err e, int h2);
 /* The UDSP_ERR_MAP row for e; UDSP_E_NONE and strays get INTERNAL's. */
 const struct udsp_err_info *
 udsp_err_info(enum udsp_err e);

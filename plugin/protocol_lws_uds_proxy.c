@@ -388,6 +388,9 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	 */
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return udsp_ws_early_confirm(vhd, wsi, (const char *)in);
+	/* ...and over h2 (RFC 8441), before lws's ":status 200" */
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return udsp_ws_early_filter(vhd, wsi);
 
 	/* WebSocket: lws has sent the 101; ws_relay.c joins it to the
 	 * backend */

@@ -33,9 +33,10 @@
  * Retry-After.
  *
  * h2 (RFC 8441): lws's hook before its ":status 200" is
- * FILTER_PROTOCOL_CONNECTION, where a refusal resets the stream and an
- * answer of our own is not possible; h2 keeps the 200 and the close 1014.
- * Under lwsws there is no mount table and nothing changes.
+ * FILTER_PROTOCOL_CONNECTION, where the plugin writes the same page
+ * (":status 503", ending the stream) and refuses, which lws follows with
+ * RST_STREAM NO_ERROR (udsp_ws_early_filter()).  Under lwsws there is no
+ * mount table and nothing changes.
  */
 #include "private.h"
 
@@ -137,26 +138,59 @@ group_down(struct udsp_vhd *vhd,
 	return 1;
 }
 
-int
-udsp_ws_early_confirm(struct udsp_vhd *vhd, struct lws *wsi, const char *up)
+/*
+ * The mount of wsi's upgrade, if its backend is known down; else NULL
+ * (not the plugin's mount, a status one, or a backend that may be up).
+ */
+static const struct lws_protocol_vhost_options *
+known_down(struct udsp_vhd *vhd, struct lws *wsi)
 {
 	const struct lws_protocol_vhost_options *m;
 	char *uri;
 	int ulen;
 
-	if (!vhd || !vhd->nmounts || !up || strcasecmp(up, "websocket"))
-		return 0;
-	/* the GET's path, without the query (lws keeps that apart) */
+	if (!vhd || !vhd->nmounts)
+		return NULL;
+	/* the path, without the query (lws keeps that apart on h1) */
 	if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || ulen <= 0)
-		return 0;
-	m = find_mount(vhd, uri, (size_t)ulen);
-	/* not the plugin's mount, or a status one: as before */
+		return NULL;
+	m = find_mount(vhd, uri, strcspn(uri, "?") < (size_t)ulen ?
+				 strcspn(uri, "?") : (size_t)ulen);
 	if (!m || !m->options || udsp_status_kind(m->options) ||
 	    !group_down(vhd, m->options))
+		return NULL;
+	lwsl_info("%s: ws upgrade to %s: backend down, 503 before the %s\n",
+		  __func__, m->value, lws_hdr_total_length(wsi,
+			WSI_TOKEN_HTTP_COLON_METHOD) > 0 ? "200" : "101");
+
+	return m;
+}
+
+int
+udsp_ws_early_confirm(struct udsp_vhd *vhd, struct lws *wsi, const char *up)
+{
+	if (!up || strcasecmp(up, "websocket") || !known_down(vhd, wsi))
 		return 0;
 
-	lwsl_info("%s: ws upgrade to %s: backend down, 503 before the 101\n",
-		  __func__, m->value);
+	return udsp_errpage_now(wsi, UDSP_E_CONNECT, 0) ? -1 : 1;
+}
 
-	return udsp_errpage_now(wsi, UDSP_E_CONNECT) ? -1 : 1;
+/*
+ * RFC 8441: lws binds the ws protocol, then asks this before it sends its
+ * ":status 200" (lws_process_ws_upgrade(), from the stream's deferred
+ * http action, when nothing is pending on the connection).  A refusal
+ * closes the stream with RST_STREAM NO_ERROR, which after a complete
+ * response is how RFC 9113 8.1 lets a server end a request it answered
+ * early: the page goes first, ending the stream.  On h1 HTTP_CONFIRM_
+ * UPGRADE came first and said go on.
+ */
+int
+udsp_ws_early_filter(struct udsp_vhd *vhd, struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_METHOD) <= 0 ||
+	    !known_down(vhd, wsi))
+		return 0;
+	udsp_errpage_now(wsi, UDSP_E_CONNECT, 1);
+
+	return 1;
 }
