@@ -797,13 +797,30 @@ def t_ws_down_503(env, proto):
         ws_check_503(env, proto, "/wsrefuse/echo", page)
     ws_run(echo())
     if proto == "h2":
-        # RFC 8441: lws's hook before its 200 can only reset the stream
+        # RFC 8441: the page as ":status 503", ending the stream; the h2
+        # connection carries a ws after it
+        page2 = env.curl("h2", "/wsgone/x")
         w = Ws8441(env, "/wsgone/echo")
         try:
-            eq(w.open(), 200, "extended CONNECT to a missing backend")
-            op, m = w.recv()
-            eq((op, m[:2]), (8, (1014).to_bytes(2, "big")),
-               "close over h2")
+            if lwsws:
+                eq(w.open(), 200, "extended CONNECT under lwsws")
+                op, m = w.recv()
+                eq((op, m[:2]), (8, (1014).to_bytes(2, "big")),
+                   "close over h2 under lwsws")
+            else:
+                eq(w.open(), 503, "extended CONNECT to a missing backend")
+                st = w.h.streams[w.sid]
+                w.h.pump(lambda: st["ended"] or st["reset"] is not None,
+                         timeout=20)
+                check(st["ended"], "the 503 did not end its stream: %r", st)
+                eq(st["data"], page2.body, "h2: body is the 503 page")
+                h = dict(st["headers"])
+                for k in ("content-type", "cache-control", "retry-after"):
+                    eq(h.get(k), page2.h(k), "h2: " + k)
+            w.path = "/ws/echo"
+            eq(w.open(), 200, "a ws on the same h2 connection after it")
+            w.send(1, b"after")
+            eq(w.recv(), (1, b"after"), "echo after the 503")
         finally:
             w.close()
     env.get_ok(proto, "/app/bytes/100", "after the refused upgrades")
@@ -812,7 +829,8 @@ def t_ws_down_503(env, proto):
 @case("ws-down-503-load", backends=WS_BACKENDS, timeout=180)
 def t_ws_down_503_load(env, proto):
     """200 ws upgrades to a missing backend from 4 concurrent clients all
-    get the 503 page; the daemon's descriptors (/proc) come back to where
+    get the 503 page (and, on the TLS port, 200 RFC 8441 streams on 4 h2
+    connections); the daemon's descriptors (/proc) come back to where
     they were and a ws through a live backend works after."""
     import threading
     from harness import proc_fds
@@ -844,6 +862,34 @@ def t_ws_down_503_load(env, proto):
         t.join()
     eq(len(bad), 0, "upgrades without their 503 (of %d): %r" % (n, bad[:5]))
     print("ws down load: %d upgrades, %d failed" % (n, len(bad)))
+    if proto == "h2":
+        # as many RFC 8441 streams, 4 h2 connections one stream at a time
+        def h2worker(k):
+            w = None
+            try:
+                w = Ws8441(env, "/wsgone/h2")
+                for i in range(k, n, clients):
+                    w.path = "/wsgone/h2-%d" % i
+                    st = w.open()
+                    s_ = w.h.streams[w.sid]
+                    w.h.pump(lambda: s_["ended"] or
+                             s_["reset"] is not None, timeout=20)
+                    if st != 503 or b"503" not in s_["data"]:
+                        bad.append((i, st))
+            except Exception as e:  # noqa: BLE001 - counted
+                bad.append((k, repr(e)))
+            finally:
+                if w:
+                    w.close()
+        ts = [threading.Thread(target=h2worker, args=(k,))
+              for k in range(clients)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        eq(len(bad), 0, "h2 streams without their 503 (of %d): %r" %
+           (n, bad[:5]))
+        print("ws down load: %d RFC 8441 streams, %d failed" % (n, len(bad)))
     last = [None]
 
     def same():
