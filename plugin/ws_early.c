@@ -16,8 +16,8 @@
  *     down-ms), and a connect to it now fails at once (ENOENT,
  *     ECONNREFUSED).  Only then: while a backend is believed up no probe
  *     is made, since one that works is an empty connection to the app
- *     (the one such probe after a backend came back is the price of not
- *     answering it 503);
+ *     (the one such probe after a backend came back, which marks it up,
+ *     is the price of not answering it 503);
  *   - the list has several members and this one is marked down (group.c
  *     passes it over for HTTP the same way).
  *
@@ -109,6 +109,9 @@ member_down(struct udsp_backend *be, int many, lws_usec_t now)
 	if (!marked)
 		return 0;
 	e = udsp_unix_connect_errno(be);
+	if (!e)
+		/* it is back: the upgrades behind this one need no probe */
+		udsp_pool_health(be, 1, NULL);
 
 	return e == ENOENT || e == ECONNREFUSED;
 }
