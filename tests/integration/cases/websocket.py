@@ -714,6 +714,7 @@ def ws_down_mounts(env):
     from harness import free_port
     gone = os.path.join(env.dir, "gone%d.sock")
     refuse = env.bound_not_listening("refuse")
+    env.refuse_sock = env.bound_socks[-1]
     env.dead_tcp = (free_port(), free_port())
 
     def cb(mp, backend):
@@ -795,6 +796,24 @@ def t_ws_down_503(env, proto):
            "first ws to a refusing backend")
         ws_check_503(env, proto, "/wsrefuse/echo", page)
         ws_check_503(env, proto, "/wsrefuse/echo", page)
+        # back within down-ms: never refused; one probe (an empty
+        # connection, before the ws's own), then none (it is up again)
+        ls = env.refuse_sock
+        ls.listen(8)
+        ls.settimeout(20)
+        for rnd, probes in ((1, 1), (2, 0)):
+            res, _ = ws_handshake(env, proto, "/wsrefuse/echo")
+            eq(res.status_code, 101, "upgrade once it listens, %d" % rnd)
+            for k in range(probes + 1):
+                c, _ = ls.accept()
+                c.settimeout(20)
+                first = c.recv(65536)
+                c.close()
+                if k < probes:
+                    eq(first, b"", "round %d: the probe is empty" % rnd)
+                else:
+                    check(first.startswith(b"GET /echo"), "round %d: the "
+                          "ws's connection sent %r", rnd, first[:40])
     ws_run(echo())
     if proto == "h2":
         # RFC 8441: the page as ":status 503", ending the stream; the h2
