@@ -36,8 +36,9 @@
  * (relay.c's timer), udsp_group_rehold() before a held request's next try
  * (hold.c), udsp_group_ws_open() for a WebSocket's connection and each
  * retry of it (ws_relay.c), udsp_group_size() and udsp_group_member()
- * to look at the members before a ws 101 (ws_early.c).  A single origin is a group of one, which
- * picks its member whatever its state, as before groups existed.
+ * to look at the members before a ws 101 (ws_early.c).  A single origin
+ * is a group of one, which picks its member whatever its state, as
+ * before groups existed.
  *
  * A request that moves keeps the head built for its first member: the
  * members of a list are expected to serve the same paths.
