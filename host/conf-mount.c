@@ -558,6 +558,44 @@ mounts_sort(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb)
 	vb->vh->info.mounts = out;
 }
 
+/*
+ * The vhost's mounts, for the plugin, as UDSP_PVO_MOUNT options of its
+ * pvo (origin.h): a ws upgrade's mount is known before the 101 only this
+ * way, so that a backend known to be down gets the 503 page instead of a
+ * 101 and a close (docs/lws-notes.md N47).  Every mount is listed, so
+ * that the plugin's longest match is lws's: a file mount under a proxied
+ * one is not the proxied one's.
+ */
+static void
+mounts_table(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb)
+{
+	const struct lws_protocol_vhost_options **tail;
+	struct lws_protocol_vhost_options *mine, *e;
+	const struct lws_http_mount *m;
+
+	if (!vb->proxied)
+		return;
+	mine = udsp_hc_vhost_pvo(pc, vb, UDSP_PROTOCOL_NAME);
+	if (!mine)
+		return;
+	for (tail = &mine->options; *tail;
+	     tail = (const struct lws_protocol_vhost_options **)&(*tail)->next)
+		if (!strcmp((*tail)->name, UDSP_PVO_MOUNT)) {
+			perr(pc, "option '%s' of %s is the daemon's own",
+			     UDSP_PVO_MOUNT, UDSP_PROTOCOL_NAME);
+			return;
+		}
+	for (m = vb->vh->info.mounts; m; m = m->mount_next) {
+		e = udsp_hc_pvo_new(pc, UDSP_PVO_MOUNT, m->mountpoint);
+		if (!e)
+			return;
+		if (m->protocol && !strcmp(m->protocol, UDSP_PROTOCOL_NAME))
+			e->options = m->cgienv;
+		*tail = e;
+		tail = (const struct lws_protocol_vhost_options **)&e->next;
+	}
+}
+
 void
 udsp_hc_mounts(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb)
 {
@@ -583,4 +621,5 @@ udsp_hc_mounts(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb)
 		udsp_hc_path_pop(pc, old);
 	}
 	mounts_sort(pc, vb);
+	mounts_table(pc, vb);
 }

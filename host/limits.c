@@ -54,6 +54,7 @@
 #include <libwebsockets.h>
 
 #include "daemon.h"
+#include "origin.h"
 
 #define UDSP_BACKOFF_MS		500
 /*
@@ -320,12 +321,29 @@ int
 udsp_gate_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len)
 {
+	const struct lws_protocols *pr;
 	char why[48];
 	int fd;
 
 	if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED)
 		/* after lws made its SSL, before it reads a request */
 		udsp_tlsbuf_attach(wsi);
+
+	/*
+	 * Not the gate's: lws binds a keep-alive connection's later requests
+	 * to protocols[0] (lws_http_transaction_completed()), so a ws upgrade
+	 * on one asks us before its 101, while a new connection's asks the
+	 * plugin (the vhost's default protocol).  The plugin answers a
+	 * backend known down with the 503 page either way (docs/lws-notes.md
+	 * N47); it finds its vhost options by its own protocol's name.
+	 */
+	if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
+		pr = lws_vhost_name_to_protocol(lws_get_vhost(wsi),
+						UDSP_PROTOCOL_NAME);
+		if (pr && pr->callback)
+			return pr->callback(wsi, reason, user, in, len);
+		return 0;
+	}
 
 	if (!g.on)
 		goto dummy;

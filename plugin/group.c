@@ -35,9 +35,10 @@
  * udsp_group_connect_timeout() where it timed out (relay.c's timer),
  * udsp_group_rehold() before a held request's next try (hold.c),
  * udsp_group_ws_open() for a WebSocket's connection and each retry of it
- * (ws_relay.c).  A request moves on through udsp_relay_reconnect().  A
- * single origin is a group of one, which picks its member whatever its
- * state, as before groups existed.
+ * (ws_relay.c), udsp_group_size() and udsp_group_member() to look at the
+ * members before a ws 101 (ws_early.c).  A request moves on through
+ * udsp_relay_reconnect().  A single origin is a group of one, which picks
+ * its member whatever its state, as before groups existed.
  *
  * A request that moves keeps the head built for its first member: the
  * members of a list are expected to serve the same paths.
@@ -119,6 +120,19 @@ udsp_group_destroy(struct udsp_vhd *vhd)
 		free(g);
 	}
 	vhd->groups = NULL;
+}
+
+/* The members, for ws_early.c's look before a ws 101 */
+unsigned int
+udsp_group_size(const struct udsp_group *g)
+{
+	return g ? g->n : 0;
+}
+
+struct udsp_backend *
+udsp_group_member(const struct udsp_group *g, unsigned int i)
+{
+	return g->m[i];
 }
 
 static unsigned int

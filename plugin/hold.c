@@ -73,14 +73,13 @@ hold_cb(lws_sorted_usec_list_t *sul)
 }
 
 /*
- * lws 4.3 fails a unix-socket connect synchronously too, but with errno
- * clobbered by its own cleanup (EBADF): ask the socket ourselves.  Only on
- * the failure path, and only for unix backends (a non-blocking connect
- * there answers at once).  One that works now means the backend is back;
- * the connection is closed unused, and the retry follows.
+ * What a non-blocking connect to a unix backend says now: 0 (connected,
+ * or queued), or its errno; EINVAL for a backend that is not a unix
+ * socket.  A connect that works is closed unused: the app sees an empty
+ * connection.
  */
-static int
-unix_errno(const struct udsp_backend *be)
+int
+udsp_unix_connect_errno(const struct udsp_backend *be)
 {
 	struct sockaddr_un sa;
 	const char *p = be->o.address + 1;	/* past lws's '+' */
@@ -105,6 +104,21 @@ unix_errno(const struct udsp_backend *be)
 	if (connect(fd, (struct sockaddr *)&sa, sl))
 		e = errno;
 	close(fd);
+
+	return e;
+}
+
+/*
+ * lws 4.3 fails a unix-socket connect synchronously too, but with errno
+ * clobbered by its own cleanup (EBADF): ask the socket ourselves.  Only on
+ * the failure path, and only for unix backends (a non-blocking connect
+ * there answers at once).  One that works now means the backend is back;
+ * the connection is closed unused, and the retry follows.
+ */
+static int
+unix_errno(const struct udsp_backend *be)
+{
+	int e = udsp_unix_connect_errno(be);
 
 	return e ? e : ECONNREFUSED;
 }

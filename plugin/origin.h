@@ -28,6 +28,14 @@
  * its idle backend connections must not keep it alive.
  */
 #define UDSP_CALLBACK_DRAIN (1000 + 0x5544)
+/*
+ * lws-uds-proxyd's mount table for the plugin: one option of this name per
+ * mount of the vhost in the plugin's pvo, the value its mountpoint, its
+ * options the mount's pmo when the mount is the plugin's (else none).  lws
+ * tells a plugin a mount's pmo only after a ws 101 (docs/lws-notes.md
+ * N47); with this the plugin finds a ws upgrade's mount before it.
+ */
+#define UDSP_PVO_MOUNT "udsp-mount"
 
 /* sizeof(((struct sockaddr_un *)0)->sun_path) on Linux */
 #define UDSP_SUN_PATH_MAX 108

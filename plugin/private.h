@@ -87,6 +87,9 @@ struct udsp_vhd {
 	struct udsp_mfwd		*mfwd;		/* owned (reqhead.c) */
 	int				alog_fd;	/* owned; -1: none */
 	int				draining;	/* keep no idle conns */
+	/* lws-uds-proxyd's mount table (ws_early.c): borrowed pvos */
+	const struct lws_protocol_vhost_options **mounts;	/* owned array */
+	unsigned int			nmounts;
 	/*
 	 * Scratch for building a request target or a response head.  lws
 	 * services a vhost from one thread and these are used within one
@@ -524,6 +527,23 @@ int
 udsp_hold_try(struct udsp_relay *r, int err);
 void
 udsp_hold_cancel(struct udsp_relay *r);
+/* a non-blocking connect to a unix backend now: 0 or its errno */
+int
+udsp_unix_connect_errno(const struct udsp_backend *be);
+
+/*
+ * ws_early.c: a ws upgrade's backend before the 101 (lws-uds-proxyd hands
+ * the plugin its mount table; docs/lws-notes.md N47)
+ */
+int
+udsp_ws_early_conf(struct udsp_vhd *vhd,
+		   const struct lws_protocol_vhost_options *pvo);
+/* HTTP_CONFIRM_UPGRADE: 0 go on, 1 the 503 page is out, -1 hang up */
+int
+udsp_ws_early_confirm(struct udsp_vhd *vhd, struct lws *wsi, const char *up);
+/* FILTER_PROTOCOL_CONNECTION, h2: 0 go on, 1 the page is out, refuse */
+int
+udsp_ws_early_filter(struct udsp_vhd *vhd, struct lws *wsi);
 
 /* group.c: several backends behind one mount */
 struct udsp_group;
@@ -533,6 +553,10 @@ void
 udsp_group_destroy(struct udsp_vhd *vhd);
 struct udsp_backend *
 udsp_group_pick(struct udsp_group *g);
+unsigned int
+udsp_group_size(const struct udsp_group *g);	/* 0 for NULL */
+struct udsp_backend *
+udsp_group_member(const struct udsp_group *g, unsigned int i);
 /* r's connect failed: 1 if r->be is now another member to connect to */
 int
 udsp_group_failover(struct udsp_relay *r);
@@ -610,6 +634,9 @@ udsp_alog_end(struct udsp_relay *r, int status);
 /* errpage.c */
 int
 udsp_errpage_send(struct udsp_relay *r);
+/* the whole page for e now, before a ws 101 or h2 200; 0 or -1 */
+int
+udsp_errpage_now(struct lws *wsi, enum udsp_err e, int h2);
 /* The UDSP_ERR_MAP row for e; UDSP_E_NONE and strays get INTERNAL's. */
 const struct udsp_err_info *
 udsp_err_info(enum udsp_err e);

@@ -141,6 +141,9 @@ conf_init(struct udsp_vhd *vhd, void *in)
 	    udsp_alog_open(vhd, s))
 		return -1;
 
+	if (udsp_ws_early_conf(vhd, in))
+		return -1;
+
 	if (!lws_pvo_get_str(in, "backend", &s)) {
 		vhd->def = udsp_group_lookup(vhd, s);
 		if (!vhd->def)
@@ -212,6 +215,9 @@ vhd_destroy(struct udsp_vhd *vhd)
 		free(vhd->fwd[n]);
 	free(vhd->fwd);
 	vhd->fwd = NULL;
+	free(vhd->mounts);
+	vhd->mounts = NULL;
+	vhd->nmounts = 0;
 	udsp_reqhead_vhd_free(vhd);
 	if (vhd->ssl_ctx)
 		SSL_CTX_free(vhd->ssl_ctx);
@@ -279,7 +285,9 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	 * A protocol of another name with this callback is a WebSocket
 	 * subprotocol the host registered for a mount's ws-subprotocols (lws
 	 * binds an upgrade by the subprotocol's name): it shares the vhost's
-	 * one configuration.
+	 * one configuration.  So does the daemon's protocols[0] when it hands
+	 * on a keep-alive connection's HTTP_CONFIRM_UPGRADE (host/limits.c):
+	 * it keeps no per-vhost data of its own.
 	 */
 	if (!vhd && lws_get_protocol(wsi) && lws_get_protocol(wsi)->name &&
 	    strcmp(lws_get_protocol(wsi)->name, UDSP_PROTOCOL_NAME)) {
@@ -380,6 +388,17 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 			udsp_relay_client_gone(r);
 		}
 		return 0;
+
+	/*
+	 * h1 ws upgrade, before lws's 101: a backend known down gets the 503
+	 * page instead (ws_early.c); positive: answered, lws completes the
+	 * transaction (docs/lws-notes.md N47)
+	 */
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return udsp_ws_early_confirm(vhd, wsi, (const char *)in);
+	/* ...and over h2 (RFC 8441), before lws's ":status 200" */
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return udsp_ws_early_filter(vhd, wsi);
 
 	/* WebSocket: lws has sent the 101; ws_relay.c joins it to the
 	 * backend */

@@ -69,8 +69,16 @@ _WS_SUBPROTOCOLS = (
     "the names its plugins export (lib/core-net/vhost.c:615-698 in 4.1.6): "
     "lwsws has no way to add the names of a mount's ws-subprotocols, which "
     "lws-uds-proxyd registers on the plugin's callback (host/vhosts.c).")
-_WS_CASES = {"ws-subprotocols-%s" % p: _WS_SUBPROTOCOLS
-             for p in ("h1", "h2")}
+_WS_503 = (
+    "a ws upgrade's mount reaches a plugin only after lws's 101 "
+    "(HTTP_PMO, lib/roles/ws/server-ws.c:778-787 in 4.1.6 and 4.3.5) and "
+    "no lws API lists a vhost's mounts; lws-uds-proxyd hands the plugin "
+    "its mount table for the 503 before the 101, lwsws cannot, so every "
+    "upgrade there gets the 101 and a close 1014 (ws-down-503 checks that "
+    "under lwsws; docs/lws-notes.md N47).")
+_WS_CASES = {**{"ws-subprotocols-%s" % p: _WS_SUBPROTOCOLS
+                for p in ("h1", "h2")},
+             **{"ws-down-503-load-%s" % p: _WS_503 for p in ("h1", "h2")}}
 EXCLUDED = {
     "4.1.6": {
         **_ORDER_CASES,

@@ -382,6 +382,15 @@ EOT
 expect_fail "ws subprotocol name over 63 bytes" "$tmp/c/conf.d/t:" \
 	"mount '/ws': subprotocol '$sub64' is too long"
 
+# the plugin's mount table is the daemon's to write (conf-mount.c)
+newconf <<'EOT'
+{ "vhosts": [{ "name": "v", "port": "7000",
+  "ws-protocols": [{ "lws-uds-proxy": { "udsp-mount": "/x" } }],
+  "mounts": [{ "mountpoint": "/ws", "origin": "http://+/run/app.sock:/" }] }] }
+EOT
+expect_fail "udsp-mount given as an option" "$tmp/c/conf.d/t:" \
+	"option 'udsp-mount' of lws-uds-proxy is the daemon's own"
+
 # --- protocols that no plugin provides -------------------------------
 newconf <<EOT
 { "vhosts": [{ "name": "v", "unix-socket": "1", "interface": "$sock_path",

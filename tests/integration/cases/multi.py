@@ -286,7 +286,8 @@ def t_multi_ws_failover(env, proto):
     (TCP) or never answers (blackhole) moves on before anything was
     relayed, as an HTTP request does: the first goes round all three to
     the working member, the later ones straight there (the others are
-    down); with only bad members the client gets its 1014 close."""
+    down); with only bad members, all marked down by then, the client
+    gets the 503 page before any 101 (under lwsws: its 1014 close)."""
     async def run():
         for i in range(4):
             async with ws_connect(env, proto, "/wsf/hello?%d" % i) as ws:
@@ -295,6 +296,14 @@ def t_multi_ws_failover(env, proto):
                 await ws.send("hello %d" % i)
                 eq(await asyncio.wait_for(ws.recv(), 20), "hello %d" % i,
                    "echo through the member that works")
+        if not env.lwsws:
+            # all three are marked down by now: known before the 101
+            try:
+                async with ws_connect(env, proto, "/wsdown/x"):
+                    check(False, "a 101 with every member known down")
+            except websockets.InvalidStatusCode as e:
+                eq(e.status_code, 503, "status with every member down")
+            return
         async with ws_connect(env, proto, "/wsdown/x") as ws:
             try:
                 got = await asyncio.wait_for(ws.recv(), 20)

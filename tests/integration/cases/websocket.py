@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import ssl as _ssl
 import time
@@ -156,7 +157,9 @@ def t_ws_closes(env, proto):
     """The backend's close code and reason reach the client; a backend that
     pings gets the client's pong; a backend missing (connect refused) and
     one dropping the connection or writing garbage end the client's ws
-    with 1014 / 1011 / 1014, and the daemon serves on."""
+    with 1014 / 1011 / 1014, and the daemon serves on.  Once the refusing
+    backend is known down, lws-uds-proxyd answers an upgrade to it 503
+    before the 101."""
     env.start_daemon(mounts=ws_mounts(env))
 
     async def closes(mount):
@@ -193,9 +196,15 @@ def t_ws_closes(env, proto):
     # closed before the backend's 101, while the client is still paused:
     # the close handshake must still complete
     with WsCloseWaits() as waits:
-        for mount in WS_MOUNTS:
-            ws_run(missing(mount))
+        ws_run(missing(WS_MOUNTS[0]))
+        if env.lwsws:
+            ws_run(missing(WS_MOUNTS[1]))
     eq(waits.n, 0, "close handshakes the proxy left hanging")
+    if not env.lwsws:
+        # that connect failed, so the backend (the other mount's too) is
+        # known down: its upgrade gets the 503 page, no 101 (ws-down-503)
+        res, _ = ws_handshake(env, proto, WS_MOUNTS[1] + "/echo")
+        eq(res.status_code, 503, "upgrade to a backend known down")
     env.get_ok(proto, "/app/bytes/100", "after the ws failures")
 
 
@@ -636,3 +645,282 @@ def t_ws_h2_flood_rss(env, proto):
     peak = proc_status(pid)["VmHWM"]
     print("ws h2 flood: RSS %d KiB at start, peak %d KiB" % (base, peak))
     check(peak - base < RSS_LIMIT_KB, "peak RSS grew by %d KiB", peak - base)
+
+
+# ---- a backend known down before the 101 (issue 11) ----------------------
+#
+# lws-uds-proxyd hands the plugin its mount table, so an h1 upgrade whose
+# mount's backend is known down gets the 503 page, not a 101 and a close
+# 1014 (plugin/ws_early.c).  Under lwsws nothing changes.  The handshake
+# is made with python3-websockets's sans-I/O client, which keeps the
+# response body (the asyncio one raises InvalidStatusCode without it).
+
+def ws_handshake(env, proto, path, timeout=20, get_first=None):
+    """One upgrade on a fresh connection, after an HTTP GET of get_first
+    on it if given (keep-alive: lws binds such a connection's later
+    requests to another protocol): (response, handshake error); the
+    response's status_code, headers and body as the client read them."""
+    import socket
+    from websockets.client import ClientConnection
+    from websockets.http11 import Response
+    from websockets.uri import parse_uri
+    c = ClientConnection(parse_uri(ws_url(env, proto, path)))
+    c.send_request(c.connect())
+    port = env.http_port if proto == "h1" else env.https_port
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if proto != "h1":
+            ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = _ssl.CERT_NONE
+            s = ctx.wrap_socket(s, server_hostname="localhost")
+        if get_first:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" %
+                      get_first.encode())
+            got = b""
+            while b"\r\n\r\n" not in got:
+                d = s.recv(65536)
+                check(d, "%s: closed", get_first)
+                got += d
+            head, body = got.split(b"\r\n\r\n", 1)
+            check(head.startswith(b"HTTP/1.1 200"), "%s: %r", get_first, head)
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < n:
+                d = s.recv(65536)
+                check(d, "%s: closed in the body", get_first)
+                body += d
+        for d in c.data_to_send():
+            s.sendall(d)
+        eof = False
+        while True:
+            got = [e for e in c.events_received() if isinstance(e, Response)]
+            if got:
+                return got[0], c.handshake_exc
+            check(not eof, "%s: connection closed without a response", path)
+            d = s.recv(65536)
+            if d:
+                c.receive_data(d)
+            else:
+                c.receive_eof()
+                eof = True
+    finally:
+        s.close()
+
+
+def ws_down_mounts(env):
+    """/wsgone: a unix socket that is not there; /wsrefuse: one bound but
+    not listening; /wsgroup: a list of two missing ones; /wstcpgroup: a
+    list of two TCP ports nobody listens on."""
+    from harness import free_port
+    gone = os.path.join(env.dir, "gone%d.sock")
+    refuse = env.bound_not_listening("refuse")
+    env.refuse_sock = env.bound_socks[-1]
+    env.dead_tcp = (free_port(), free_port())
+
+    def cb(mp, backend):
+        return {"mountpoint": mp, "origin": "callback://lws-uds-proxy",
+                "pmo": [{"backend": backend}]}
+    return ws_mounts(env) + [
+        cb("/wsgone", "http://+%s:/" % (gone % 1)),
+        cb("/wsrefuse", "http://+%s:/" % refuse),
+        cb("/wsgroup", "http://+%s:/, http://+%s:/" % (gone % 2,
+                                                      gone % 3)),
+        cb("/wstcpgroup", "http://127.0.0.1:%d/, http://127.0.0.1:%d/" %
+           env.dead_tcp),
+    ]
+
+
+def ws_closed_with(env, proto, path):
+    """The close code a ws to path ends with (it must open first)."""
+    async def one():
+        async with ws_connect(env, proto, path, close_timeout=2.5) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed:
+                pass
+        return ws.close_code
+    return ws_run(one())
+
+
+def ws_check_503(env, proto, path, page, get_first=None):
+    """path's upgrade gets the 503 page (status, body, headers) that the
+    HTTP request `page` got."""
+    res, exc = ws_handshake(env, proto, path, get_first=get_first)
+    eq(res.status_code, 503, path + ": status of the upgrade")
+    check(isinstance(exc, websockets.InvalidStatus), "%s: %r", path, exc)
+    eq(res.body, page.body, path + ": body is the 503 page")
+    for h in ("content-type", "cache-control", "retry-after"):
+        eq(res.headers.get(h), page.h(h), path + ": " + h)
+    check(b'href="/error.css"' in res.body, "%s: no /error.css link", path)
+
+
+@case("ws-down-503", backends=WS_BACKENDS)
+def t_ws_down_503(env, proto):
+    """A ws upgrade whose backend is known down gets the same 503 page as
+    an HTTP request, before any 101: a unix socket missing, one refusing
+    (known once a connect to it failed: the first ws gets its 101 and a
+    close 1014), a list of missing ones, a list of TCP members marked
+    down.  A backend that is up still echoes; one that takes the
+    connection but answers the upgrade with no 101 still closes the ws
+    as before.  Under lwsws (no mount table) and over RFC 8441 the close
+    1014 stays (README Limits)."""
+    env.start_daemon(mounts=ws_down_mounts(env))
+    lwsws = bool(env.lwsws)
+
+    async def echo():
+        async with ws_connect(env, proto, "/ws/echo") as ws:
+            await ws.send("still up")
+            eq(await ws.recv(), "still up", "echo through a live backend")
+
+    ws_run(echo())
+    # the main backend is HTTP only: its answer to the upgrade is no 101
+    eq(ws_closed_with(env, proto, "/app/echo"), 1014,
+       "upgrade refused by the backend")
+
+    page = env.curl(proto, "/wsgone/x")
+    eq(page.status, 503, "HTTP GET of a missing backend")
+    # the TCP members are marked down by a request that tried both
+    eq(env.curl(proto, "/wstcpgroup/x").status, 503, "HTTP GET, TCP list")
+    if lwsws:
+        for mp in ("/wsgone", "/wsrefuse", "/wsgroup", "/wstcpgroup"):
+            eq(ws_closed_with(env, proto, mp + "/echo"), 1014,
+               mp + " under lwsws")
+    else:
+        ws_check_503(env, proto, "/wsgone/echo", page)
+        ws_check_503(env, proto, "/wsgone/echo", page,
+                     get_first="/app/bytes/10")
+        ws_check_503(env, proto, "/wsgroup/echo?x=1", page)
+        ws_check_503(env, proto, "/wstcpgroup/echo", page)
+        # refusing and not yet known: the ws finds out after its 101
+        eq(ws_closed_with(env, proto, "/wsrefuse/echo"), 1014,
+           "first ws to a refusing backend")
+        ws_check_503(env, proto, "/wsrefuse/echo", page)
+        ws_check_503(env, proto, "/wsrefuse/echo", page)
+        # back within down-ms: never refused; one probe (an empty
+        # connection, before the ws's own), then none (it is up again)
+        ls = env.refuse_sock
+        ls.listen(8)
+        ls.settimeout(20)
+        for rnd, probes in ((1, 1), (2, 0)):
+            res, _ = ws_handshake(env, proto, "/wsrefuse/echo")
+            eq(res.status_code, 101, "upgrade once it listens, %d" % rnd)
+            for k in range(probes + 1):
+                c, _ = ls.accept()
+                c.settimeout(20)
+                first = c.recv(65536)
+                c.close()
+                if k < probes:
+                    eq(first, b"", "round %d: the probe is empty" % rnd)
+                else:
+                    check(first.startswith(b"GET /echo"), "round %d: the "
+                          "ws's connection sent %r", rnd, first[:40])
+    ws_run(echo())
+    if proto == "h2":
+        # RFC 8441: the page as ":status 503", ending the stream; the h2
+        # connection carries a ws after it
+        page2 = env.curl("h2", "/wsgone/x")
+        w = Ws8441(env, "/wsgone/echo")
+        try:
+            if lwsws:
+                eq(w.open(), 200, "extended CONNECT under lwsws")
+                op, m = w.recv()
+                eq((op, m[:2]), (8, (1014).to_bytes(2, "big")),
+                   "close over h2 under lwsws")
+            else:
+                eq(w.open(), 503, "extended CONNECT to a missing backend")
+                st = w.h.streams[w.sid]
+                w.h.pump(lambda: st["ended"] or st["reset"] is not None,
+                         timeout=20)
+                check(st["ended"], "the 503 did not end its stream: %r", st)
+                eq(st["data"], page2.body, "h2: body is the 503 page")
+                h = dict(st["headers"])
+                for k in ("content-type", "cache-control", "retry-after"):
+                    eq(h.get(k), page2.h(k), "h2: " + k)
+            w.path = "/ws/echo"
+            eq(w.open(), 200, "a ws on the same h2 connection after it")
+            w.send(1, b"after")
+            eq(w.recv(), (1, b"after"), "echo after the 503")
+        finally:
+            w.close()
+    env.get_ok(proto, "/app/bytes/100", "after the refused upgrades")
+
+
+@case("ws-down-503-load", backends=WS_BACKENDS, timeout=180)
+def t_ws_down_503_load(env, proto):
+    """200 ws upgrades to a missing backend from 4 concurrent clients all
+    get the 503 page (and, on the TLS port, 200 RFC 8441 streams on 4 h2
+    connections); the daemon's descriptors (/proc) come back to where
+    they were and a ws through a live backend works after."""
+    import threading
+    from harness import proc_fds
+    env.start_daemon(mounts=ws_down_mounts(env))
+    check(not env.lwsws, "lws-uds-proxyd only (no mount table in lwsws)")
+    pid = env.serving_pid()
+    # before any client (env.fd_baseline() asks each unix backend for
+    # /stats, which the ws backend has not; a ws's backend connection is
+    # never pooled, so nothing stays open after one)
+    wait_until(lambda: proc_fds(pid)["tcp"] == 0, "no client connection",
+               alive=env.daemon.exited)
+    base = proc_fds(pid)
+    ws_run(_ws_echo_once(env, proto))
+    n, clients = 200, 4
+    bad = []
+
+    def worker(k):
+        for i in range(k, n, clients):
+            try:
+                res, exc = ws_handshake(env, proto, "/wsgone/l%d" % i)
+                if res.status_code != 503 or b"503" not in (res.body or b""):
+                    bad.append((i, res.status_code))
+            except Exception as e:  # noqa: BLE001 - counted, not raised
+                bad.append((i, repr(e)))
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    eq(len(bad), 0, "upgrades without their 503 (of %d): %r" % (n, bad[:5]))
+    print("ws down load: %d upgrades, %d failed" % (n, len(bad)))
+    if proto == "h2":
+        # as many RFC 8441 streams, 4 h2 connections one stream at a time
+        def h2worker(k):
+            w = None
+            try:
+                w = Ws8441(env, "/wsgone/h2")
+                for i in range(k, n, clients):
+                    w.path = "/wsgone/h2-%d" % i
+                    st = w.open()
+                    s_ = w.h.streams[w.sid]
+                    w.h.pump(lambda: s_["ended"] or
+                             s_["reset"] is not None, timeout=20)
+                    if st != 503 or b"503" not in s_["data"]:
+                        bad.append((i, st))
+            except Exception as e:  # noqa: BLE001 - counted
+                bad.append((k, repr(e)))
+            finally:
+                if w:
+                    w.close()
+        ts = [threading.Thread(target=h2worker, args=(k,))
+              for k in range(clients)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        eq(len(bad), 0, "h2 streams without their 503 (of %d): %r" %
+           (n, bad[:5]))
+        print("ws down load: %d RFC 8441 streams, %d failed" % (n, len(bad)))
+    last = [None]
+
+    def same():
+        last[0] = proc_fds(pid)
+        return last[0] == base
+    wait_until(same, "daemon fds back to %r (now %r)" % (base, last),
+               alive=env.daemon.exited)
+    print("ws down load: daemon fds back to %r" % (base,))
+    ws_run(_ws_echo_once(env, proto))
+
+
+async def _ws_echo_once(env, proto):
+    async with ws_connect(env, proto, "/wscb/echo") as ws:
+        await ws.send(b"x" * 1000)
+        eq(await ws.recv(), b"x" * 1000, "echo")
