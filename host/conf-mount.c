@@ -528,10 +528,10 @@ mount_finish(struct udsp_hc_pc *pc, struct udsp_hc_vb *vb, struct mb *mb,
 }
 
 /*
- * lws picks a request's mount in lws_find_mount() (lib/roles/http/server/
- * server.c:790-823 in 4.1.6; the same up to 4.5): walking the list, a
- * matching callback mount always replaces the mount found so far, any
- * other kind only when its mountpoint is longer (:803-814).  So an app on
+ * lws picks a request's mount in lws_find_mount() (docs/lws-notes.md N9;
+ * the same up to 4.5): walking the list, a matching callback mount always
+ * replaces the mount found so far, any other kind only when its mountpoint
+ * is longer.  So an app on
  * "/" listed after "/error.css" (file://) would take /error.css too.  In
  * order of mountpoint length, shortest first, every replacement is by a
  * longer mountpoint, so the longest match wins whatever the config's order

@@ -68,9 +68,9 @@ udsp_ws_early_conf(struct udsp_vhd *vhd,
 }
 
 /*
- * The mount lws will bind uri to (lws_find_mount(), lib/roles/http/server/
- * server.c:790-823 in 4.1.6: a prefix ending at '\0' or '/', or "/"; the
- * daemon lists mounts shortest first, so the longest wins).
+ * The mount lws will bind uri to (lws_find_mount(), docs/lws-notes.md N9:
+ * a prefix ending at '\0' or '/', or "/"; the daemon lists mounts
+ * shortest first, so the longest wins).
  */
 static const struct lws_protocol_vhost_options *
 find_mount(struct udsp_vhd *vhd, const char *uri, size_t ulen)
