@@ -99,6 +99,52 @@ skip_token(int t)
 }
 
 /*
+ * The tokens the generic loop may copy, with their names: what of
+ * lws_token_to_string() is a header (not a pseudo-header, method or URI
+ * slot), not written specially and not hop-by-hop or ours by the header
+ * policy.  Only the request's Connection list and the WebSocket fields are
+ * left to check per request.  Built at the first request: the loop used to
+ * ask lws_hdr_total_length() about all WSI_TOKEN_COUNT tokens (about 90)
+ * and work the rest out per request, some 3k instructions of each one
+ * (callgrind, issue 14).
+ */
+struct fwd_tok {
+	const char	*name;
+	uint8_t		t, nl;
+};
+
+static struct fwd_tok fwd_toks[WSI_TOKEN_COUNT];
+static int nfwd_toks = -1;
+
+static void
+fwd_toks_init(void)
+{
+	const char *name;
+	size_t nl;
+	int t;
+
+	nfwd_toks = 0;
+	for (t = 0; t < WSI_TOKEN_COUNT && t < 256; t++) {
+		if (skip_token(t))
+			continue;
+		name = (const char *)lws_token_to_string(
+						(enum lws_token_indexes)t);
+		if (!name || name[0] == ':')
+			continue;
+		nl = strlen(name);
+		if (nl < 2 || nl > 255 || name[nl - 1] != ':')
+			continue;	/* "get ", "http/1.1 ": not headers */
+		nl--;
+		if (!udsp_hdr_req_forward(name, nl, NULL, 0))
+			continue;
+		fwd_toks[nfwd_toks].name = name;
+		fwd_toks[nfwd_toks].t = (uint8_t)t;
+		fwd_toks[nfwd_toks].nl = (uint8_t)nl;
+		nfwd_toks++;
+	}
+}
+
+/*
  * CR, LF or NUL in a value lws kept means its parser was fooled (lws 4.1.6
  * keeps a NUL in a value, and a custom header's value is cut at the LF of
  * a line that lws ended early): RFC 9110 5.5 says reject, so the caller
@@ -232,11 +278,13 @@ void
 udsp_reqhead_alog(struct udsp_relay *r)
 {
 	char mbuf[32], *argbuf, *uri, target[2048];
-	const char *method = udsp_req_method(r, mbuf, sizeof(mbuf)), *args[64];
+	const char *method, *args[64];
 	int nargs, ulen;
 
+	/* no log: not even the method (an lws_hdr_copy() on h2) */
 	if (r->vhd->alog_fd < 0)
 		return;
+	method = udsp_req_method(r, mbuf, sizeof(mbuf));
 	if (lws_http_get_uri_and_method(r->cwsi, &uri, &ulen) < 0)
 		uri = NULL;
 	if (get_args(r->cwsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args),
@@ -514,7 +562,7 @@ udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
 	char *argbuf = NULL, *target = NULL;
 	size_t conn_len = 0, nl;
 	enum udsp_err ret;
-	int n, t, nargs = 0, hl;
+	int n, t, i, nargs = 0, hl;
 	struct sbuf b = { 0 };
 
 	/* query fragments, decoded by lws; re-encoded by udsp_target_build */
@@ -556,19 +604,16 @@ udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
 			conn_len = (size_t)n;
 	}
 
-	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
-		if (skip_token(t) ||
-		    !lws_hdr_total_length(wsi, (enum lws_token_indexes)t))
+	if (nfwd_toks < 0)
+		fwd_toks_init();
+	for (i = 0; i < nfwd_toks; i++) {
+		t = fwd_toks[i].t;
+		if (!lws_hdr_total_length(wsi, (enum lws_token_indexes)t))
 			continue;
-		name = (const char *)lws_token_to_string(
-						(enum lws_token_indexes)t);
-		if (!name || name[0] == ':')
-			continue;
-		nl = strlen(name);
-		if (nl < 2 || name[nl - 1] != ':')
-			continue;	/* "get ", "http/1.1 ": not headers */
-		nl--;
-		if (!udsp_hdr_req_forward(name, nl, conn, conn_len) ||
+		name = fwd_toks[i].name;
+		nl = fwd_toks[i].nl;
+		/* RFC 9110 7.6.1: fields named in Connection are hop-by-hop */
+		if ((conn_len && udsp_hdr_list_has(conn, conn_len, name, nl)) ||
 		    (c->ws_key && ws_own(name, nl)))
 			continue;
 		if (copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl))
