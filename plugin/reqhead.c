@@ -465,8 +465,8 @@ custom_cb(const char *name, int nlen, void *opaque)
  * lws_get_peer_simple() formats the address with a printf per byte, which
  * showed in per-request profiles; inet_ntop() is a tenth of that.
  */
-void
-udsp_client_addr(struct lws *wsi, char *buf, size_t len)
+static void
+peer_fetch(struct lws *nwsi, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -475,8 +475,7 @@ udsp_client_addr(struct lws *wsi, char *buf, size_t len)
 	int fam;
 
 	buf[0] = '\0';
-	if (getpeername(lws_get_socket_fd(lws_get_network_wsi(wsi)),
-			(struct sockaddr *)&ss, &sl))
+	if (getpeername(lws_get_socket_fd(nwsi), (struct sockaddr *)&ss, &sl))
 		return;
 	switch (ss.ss_family) {
 	case AF_INET:
@@ -495,6 +494,84 @@ udsp_client_addr(struct lws *wsi, char *buf, size_t len)
 	}
 	if (!inet_ntop(fam, a, buf, (socklen_t)len))
 		buf[0] = '\0';
+}
+
+/*
+ * The address of each h2 connection, asked once: every request is a new
+ * stream on it, and a getpeername() per request was one of its system
+ * calls (issue 14).  A fixed table of slots, four ways per set picked by
+ * the connection's wsi, the least recently used one taken; the
+ * connection's opaque user data points at its slot, which must still name
+ * that wsi.  lws zeroes every new wsi (so its opaque user data starts
+ * NULL) and sets that of a server connection for nobody (it moves it only
+ * on client h2 connections, docs/lws-notes.md N49), so a connection that
+ * reuses a closed one's memory starts without a slot, and one whose slot
+ * another took asks again.  h1 asks every time: there the request's wsi is
+ * the connection, whose opaque user data carries the pmo between
+ * callbacks (protocol_lws_uds_proxy.c).
+ */
+#define UDSP_PEER_SETS	64
+#define UDSP_PEER_WAYS	4
+
+struct peer_slot {
+	const struct lws	*nwsi;
+	uint64_t		used;
+	char			addr[48];
+};
+
+static struct peer_slot peer_slots[UDSP_PEER_SETS * UDSP_PEER_WAYS];
+static uint64_t peer_tick;
+
+static int
+own_slot(const void *p)
+{
+	return p >= (const void *)peer_slots &&
+	       p < (const void *)(peer_slots + LWS_ARRAY_SIZE(peer_slots));
+}
+
+static struct peer_slot *
+peer_victim(const struct lws *nwsi)
+{
+	/* Fibonacci hashing: wsi addresses share their low bits */
+	uint64_t h = ((uint64_t)(uintptr_t)nwsi >> 4) * 0x9e3779b97f4a7c15ull;
+	struct peer_slot *set, *v;
+	int k;
+
+	set = &peer_slots[(h >> 58) % UDSP_PEER_SETS * UDSP_PEER_WAYS];
+	v = set;
+
+	for (k = 1; k < UDSP_PEER_WAYS; k++)
+		if (set[k].used < v->used)
+			v = &set[k];
+
+	return v;
+}
+
+void
+udsp_client_addr(struct lws *wsi, char *buf, size_t len)
+{
+	struct lws *nwsi = lws_get_network_wsi(wsi);
+	struct peer_slot *s;
+	void *o;
+
+	if (nwsi == wsi) {
+		peer_fetch(nwsi, buf, len);
+		return;
+	}
+	o = lws_get_opaque_user_data(nwsi);
+	if (o && !own_slot(o)) {
+		peer_fetch(nwsi, buf, len);	/* not ours: leave it */
+		return;
+	}
+	s = (struct peer_slot *)o;
+	if (!s || s->nwsi != nwsi) {
+		s = peer_victim(nwsi);
+		peer_fetch(nwsi, s->addr, sizeof(s->addr));
+		s->nwsi = nwsi;
+		lws_set_opaque_user_data(nwsi, s);
+	}
+	s->used = ++peer_tick;
+	lws_strncpy(buf, s->addr, len);
 }
 
 /* The client's own Sec-WebSocket-* fields are for lws, not the backend. */
