@@ -493,10 +493,27 @@ head_run(struct udsp_h1_res *r, const unsigned char *in, size_t avail)
 			while (i < len && udsp_hdr_tchar[in[i]])
 				i++;
 			/* enough of the name to know the framing fields */
-			for (k = s; k < i && r->nlen < sizeof(r->nbuf); k++)
-				r->nbuf[r->nlen++] = (char)lower(in[k]);
-			if (k < i)	/* longer than any of those */
-				r->nlen = (uint8_t)(sizeof(r->nbuf) + 1);
+			if (!r->nlen && i < len) {
+				/*
+				 * the whole name is here: only the lengths of
+				 * those fields need the lower-case copy (a
+				 * byte loop over every name, issue 14)
+				 */
+				k = i - s;
+				if (k == 10 || k == 14 || k == 17)
+					for (k = s; k < i; k++)
+						r->nbuf[r->nlen++] =
+							(char)lower(in[k]);
+				else
+					r->nlen = (uint8_t)(k <= sizeof(r->nbuf) ?
+						k : sizeof(r->nbuf) + 1);
+			} else {
+				for (k = s; k < i && r->nlen < sizeof(r->nbuf);
+				     k++)
+					r->nbuf[r->nlen++] = (char)lower(in[k]);
+				if (k < i)	/* longer than any of those */
+					r->nlen = (uint8_t)(sizeof(r->nbuf) + 1);
+			}
 			store(r, in + s, i - s, 0);
 			if (i == len)
 				break;

@@ -99,6 +99,52 @@ skip_token(int t)
 }
 
 /*
+ * The tokens the generic loop may copy, with their names: what of
+ * lws_token_to_string() is a header (not a pseudo-header, method or URI
+ * slot), not written specially and not hop-by-hop or ours by the header
+ * policy.  Only the request's Connection list and the WebSocket fields are
+ * left to check per request.  Built at the first request: the loop used to
+ * ask lws_hdr_total_length() about all WSI_TOKEN_COUNT tokens (about 90)
+ * and work the rest out per request, some 3k instructions of each one
+ * (callgrind, issue 14).
+ */
+struct fwd_tok {
+	const char	*name;
+	uint8_t		t, nl;
+};
+
+static struct fwd_tok fwd_toks[WSI_TOKEN_COUNT];
+static int nfwd_toks = -1;
+
+static void
+fwd_toks_init(void)
+{
+	const char *name;
+	size_t nl;
+	int t;
+
+	nfwd_toks = 0;
+	for (t = 0; t < WSI_TOKEN_COUNT && t < 256; t++) {
+		if (skip_token(t))
+			continue;
+		name = (const char *)lws_token_to_string(
+						(enum lws_token_indexes)t);
+		if (!name || name[0] == ':')
+			continue;
+		nl = strlen(name);
+		if (nl < 2 || nl > 255 || name[nl - 1] != ':')
+			continue;	/* "get ", "http/1.1 ": not headers */
+		nl--;
+		if (!udsp_hdr_req_forward(name, nl, NULL, 0))
+			continue;
+		fwd_toks[nfwd_toks].name = name;
+		fwd_toks[nfwd_toks].t = (uint8_t)t;
+		fwd_toks[nfwd_toks].nl = (uint8_t)nl;
+		nfwd_toks++;
+	}
+}
+
+/*
  * CR, LF or NUL in a value lws kept means its parser was fooled (lws 4.1.6
  * keeps a NUL in a value, and a custom header's value is cut at the LF of
  * a line that lws ended early): RFC 9110 5.5 says reject, so the caller
@@ -232,11 +278,13 @@ void
 udsp_reqhead_alog(struct udsp_relay *r)
 {
 	char mbuf[32], *argbuf, *uri, target[2048];
-	const char *method = udsp_req_method(r, mbuf, sizeof(mbuf)), *args[64];
+	const char *method, *args[64];
 	int nargs, ulen;
 
+	/* no log: not even the method (an lws_hdr_copy() on h2) */
 	if (r->vhd->alog_fd < 0)
 		return;
+	method = udsp_req_method(r, mbuf, sizeof(mbuf));
 	if (lws_http_get_uri_and_method(r->cwsi, &uri, &ulen) < 0)
 		uri = NULL;
 	if (get_args(r->cwsi, &argbuf, args, (int)LWS_ARRAY_SIZE(args),
@@ -417,8 +465,8 @@ custom_cb(const char *name, int nlen, void *opaque)
  * lws_get_peer_simple() formats the address with a printf per byte, which
  * showed in per-request profiles; inet_ntop() is a tenth of that.
  */
-void
-udsp_client_addr(struct lws *wsi, char *buf, size_t len)
+static void
+peer_fetch(struct lws *nwsi, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -427,8 +475,7 @@ udsp_client_addr(struct lws *wsi, char *buf, size_t len)
 	int fam;
 
 	buf[0] = '\0';
-	if (getpeername(lws_get_socket_fd(lws_get_network_wsi(wsi)),
-			(struct sockaddr *)&ss, &sl))
+	if (getpeername(lws_get_socket_fd(nwsi), (struct sockaddr *)&ss, &sl))
 		return;
 	switch (ss.ss_family) {
 	case AF_INET:
@@ -447,6 +494,84 @@ udsp_client_addr(struct lws *wsi, char *buf, size_t len)
 	}
 	if (!inet_ntop(fam, a, buf, (socklen_t)len))
 		buf[0] = '\0';
+}
+
+/*
+ * The address of each h2 connection, asked once: every request is a new
+ * stream on it, and a getpeername() per request was one of its system
+ * calls (issue 14).  A fixed table of slots, four ways per set picked by
+ * the connection's wsi, the least recently used one taken; the
+ * connection's opaque user data points at its slot, which must still name
+ * that wsi.  lws zeroes every new wsi (so its opaque user data starts
+ * NULL) and sets that of a server connection for nobody (it moves it only
+ * on client h2 connections, docs/lws-notes.md N52), so a connection that
+ * reuses a closed one's memory starts without a slot, and one whose slot
+ * another took asks again.  h1 asks every time: there the request's wsi is
+ * the connection, whose opaque user data carries the pmo between
+ * callbacks (protocol_lws_uds_proxy.c).
+ */
+#define UDSP_PEER_SETS	64
+#define UDSP_PEER_WAYS	4
+
+struct peer_slot {
+	const struct lws	*nwsi;
+	uint64_t		used;
+	char			addr[48];
+};
+
+static struct peer_slot peer_slots[UDSP_PEER_SETS * UDSP_PEER_WAYS];
+static uint64_t peer_tick;
+
+static int
+own_slot(const void *p)
+{
+	return p >= (const void *)peer_slots &&
+	       p < (const void *)(peer_slots + LWS_ARRAY_SIZE(peer_slots));
+}
+
+static struct peer_slot *
+peer_victim(const struct lws *nwsi)
+{
+	/* Fibonacci hashing: wsi addresses share their low bits */
+	uint64_t h = ((uint64_t)(uintptr_t)nwsi >> 4) * 0x9e3779b97f4a7c15ull;
+	struct peer_slot *set, *v;
+	int k;
+
+	set = &peer_slots[(h >> 58) % UDSP_PEER_SETS * UDSP_PEER_WAYS];
+	v = set;
+
+	for (k = 1; k < UDSP_PEER_WAYS; k++)
+		if (set[k].used < v->used)
+			v = &set[k];
+
+	return v;
+}
+
+void
+udsp_client_addr(struct lws *wsi, char *buf, size_t len)
+{
+	struct lws *nwsi = lws_get_network_wsi(wsi);
+	struct peer_slot *s;
+	void *o;
+
+	if (nwsi == wsi) {
+		peer_fetch(nwsi, buf, len);
+		return;
+	}
+	o = lws_get_opaque_user_data(nwsi);
+	if (o && !own_slot(o)) {
+		peer_fetch(nwsi, buf, len);	/* not ours: leave it */
+		return;
+	}
+	s = (struct peer_slot *)o;
+	if (!s || s->nwsi != nwsi) {
+		s = peer_victim(nwsi);
+		peer_fetch(nwsi, s->addr, sizeof(s->addr));
+		s->nwsi = nwsi;
+		lws_set_opaque_user_data(nwsi, s);
+	}
+	s->used = ++peer_tick;
+	lws_strncpy(buf, s->addr, len);
 }
 
 /* The client's own Sec-WebSocket-* fields are for lws, not the backend. */
@@ -514,7 +639,7 @@ udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
 	char *argbuf = NULL, *target = NULL;
 	size_t conn_len = 0, nl;
 	enum udsp_err ret;
-	int n, t, nargs = 0, hl;
+	int n, t, i, nargs = 0, hl;
 	struct sbuf b = { 0 };
 
 	/* query fragments, decoded by lws; re-encoded by udsp_target_build */
@@ -556,19 +681,16 @@ udsp_reqhead_build_ctx(const struct udsp_reqctx *c, const char *remainder,
 			conn_len = (size_t)n;
 	}
 
-	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
-		if (skip_token(t) ||
-		    !lws_hdr_total_length(wsi, (enum lws_token_indexes)t))
+	if (nfwd_toks < 0)
+		fwd_toks_init();
+	for (i = 0; i < nfwd_toks; i++) {
+		t = fwd_toks[i].t;
+		if (!lws_hdr_total_length(wsi, (enum lws_token_indexes)t))
 			continue;
-		name = (const char *)lws_token_to_string(
-						(enum lws_token_indexes)t);
-		if (!name || name[0] == ':')
-			continue;
-		nl = strlen(name);
-		if (nl < 2 || name[nl - 1] != ':')
-			continue;	/* "get ", "http/1.1 ": not headers */
-		nl--;
-		if (!udsp_hdr_req_forward(name, nl, conn, conn_len) ||
+		name = fwd_toks[i].name;
+		nl = fwd_toks[i].nl;
+		/* RFC 9110 7.6.1: fields named in Connection are hop-by-hop */
+		if ((conn_len && udsp_hdr_list_has(conn, conn_len, name, nl)) ||
 		    (c->ws_key && ws_own(name, nl)))
 			continue;
 		if (copy_token(wsi, t, tmp, sizeof(tmp), &b, name, nl))

@@ -220,3 +220,68 @@ def t_status(env, proto):
         r = env.curl(proto, "/app/status/%d" % s)
         eq((r.rc, r.status), (0, s), "status for /status/%d" % s)
         eq(r.body, b"status %d\n" % s, "body of %d" % s)
+
+
+# -- the client address per h2 connection (issue 14) ---------------------
+
+@case("xff-per-connection", protos=("h2",))
+def t_xff_per_connection(env, proto):
+    """An h2 connection's address is asked once (getpeername()), not per
+    stream, and each connection gets its own: three connections one after
+    the other from different loopback addresses (the second one likely
+    takes the first one's freed memory in the daemon), three streams each,
+    every X-Forwarded-For names its own connection's address."""
+    import json
+    import os
+    import re
+    import signal
+    import subprocess
+    url = env.url(proto, "/app/echo")
+    for src in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
+        cp = subprocess.run(["curl", "-sS", "-k", "--http2", "--max-time",
+                             "20", "--interface", src, url, url, url],
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=40)
+        eq(cp.returncode, 0, "curl from %s: %r" % (src, cp.stderr[-300:]))
+        text, docs, dec = cp.stdout.decode(), [], json.JSONDecoder()
+        while text.strip():
+            doc, end = dec.raw_decode(text.strip())
+            docs.append(doc)
+            text = text.strip()[end:]
+        eq(len(docs), 3, "responses on the connection from %s" % src)
+        for doc in docs:
+            check(hdr(doc["headers"], "x-forwarded-for") in
+                  ([src], ["::ffff:" + src]),
+                  "X-Forwarded-For on a connection from %s: %r", src,
+                  hdr(doc["headers"], "x-forwarded-for"))
+
+    n, conns = 100, 2
+    out = os.path.join(env.dir, "strace.out")
+    st = subprocess.Popen(["strace", "-f", "-c", "-o", out,
+                           "-e", "trace=getpeername", "-p",
+                           str(env.serving_pid())],
+                          stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = st.stderr.readline().decode("latin-1")
+        check("attached" in line, "strace did not attach: %r", line)
+        cp = subprocess.run(["h2load", "-n", str(n), "-c", str(conns),
+                             "-m", "1", url], stdin=subprocess.DEVNULL,
+                            capture_output=True, timeout=60)
+        check(re.search(r"%d succeeded" % n, cp.stdout.decode()),
+              "h2load: %s", cp.stdout.decode()[-400:])
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.communicate(timeout=30)
+    calls = 0
+    with open(out) as f:
+        for ln in f:
+            m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?"
+                         r"getpeername$", ln)
+            if m:
+                calls = int(m.group(1))
+    print("getpeername() calls for %d h2 requests on %d connections: %d"
+          % (n, conns, calls))
+    # one per connection (lws may ask too); it was one per request
+    check(calls < n // 4, "%d getpeername() calls for %d requests on "
+          "%d connections", calls, n, conns)
