@@ -177,7 +177,7 @@ static int lws_level = LLL_ERR | LLL_WARN | LLL_NOTICE;
  * per call, 5.5k per h2 response (callgrind, issue 14).  The executable
  * defines the function, so the dynamic linker binds lws's calls (all
  * through its PLT, as the plugin's) to this one, which drops a filtered
- * line first, with lws's own test (lib/core/logs.c _lws_logv()).  The
+ * line first, with the test lws makes in _lws_logv().  The
  * plugin in real lwsws does not get this: only lws-uds-proxyd defines it.
  */
 void
