@@ -131,6 +131,24 @@ have_protocol(const struct lws_protocols **pp, const char *name)
 	return 0;
 }
 
+/*
+ * A name one of the vhost's mounts lists in ws-subprotocols: vhosts.c
+ * registers it, so lwsws's ws-protocols entry enabling it (the plugin's
+ * export there, docs/lws-notes.md N53) is met here too and the same config
+ * serves both.
+ */
+static int
+is_ws_subprotocol(const struct udsp_hc_vhost *v, const char *name)
+{
+	int k;
+
+	for (k = 0; k < v->n_ws_subprotocols; k++)
+		if (!strcmp(v->ws_subprotocols[k], name))
+			return 1;
+
+	return 0;
+}
+
 static int
 pw_none(char *buf, int size, int rwflag, void *u)
 {
@@ -235,6 +253,20 @@ udsp_srv_prepare(struct udsp_srv *s, const struct udsp_opts *o)
 		if (add_dir(s, o->cli_dirs[n], 0))
 			return problems + 1;
 
+	/*
+	 * The plugin exports a protocol per name in this variable when it is
+	 * loaded (lwsws's way to a mount's ws-subprotocols, docs/lws-notes.md
+	 * N53).  Here each vhost gets the names its mounts list
+	 * (vhosts.c): the plugin's would be on every vhost and shadow those,
+	 * so it is not to see them.
+	 */
+	if (getenv("LWS_UDS_PROXY_WS_SUBPROTOCOLS")) {
+		lwsl_notice("LWS_UDS_PROXY_WS_SUBPROTOCOLS is for lwsws and "
+			    "ignored here: a mount's ws-subprotocols registers "
+			    "its names\n");
+		unsetenv("LWS_UDS_PROXY_WS_SUBPROTOCOLS");
+	}
+
 	/* lws logs a plugin that fails to load, but does not return it */
 	e0 = udsp_log_errors;
 	if (lws_plugins_init(&s->plugins, s->dirs, "lws_protocol_plugin",
@@ -250,7 +282,8 @@ udsp_srv_prepare(struct udsp_srv *s, const struct udsp_opts *o)
 
 	for (v = s->hc.vhosts; v; v = v->next) {
 		for (nd = v->needs; nd; nd = nd->next)
-			if (!have_protocol(s->pp, nd->name)) {
+			if (!have_protocol(s->pp, nd->name) &&
+			    !is_ws_subprotocol(v, nd->name)) {
 				lwsl_err("%s: vhost '%s': %s: protocol '%s' "
 					 "is not available (plugin missing "
 					 "from the plugin dirs?)\n", v->file,

@@ -7,9 +7,11 @@
 #include "private.h"
 #include "headers.h"
 #include "strlist.h"
+#include "ws_relay.h"
 
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -424,7 +426,29 @@ callback_lws_uds_proxy(struct lws *wsi, enum lws_callback_reasons reason,
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-static const struct lws_protocols udsp_protocols[] = {
+/*
+ * lwsws's way to the names of a mount's ws-subprotocols (README, WebSocket
+ * options): lws binds an upgrade that offers a subprotocol only to a vhost
+ * protocol of that name (docs/lws-notes.md N47), and a lwsws vhost's
+ * protocols are those its plugins export, each enabled by the vhost's
+ * ws-protocols (N53).  So the plugin exports one more protocol per name in
+ * this variable, each a copy of its own (the callback top shares the
+ * vhost's configuration with it).  lws-uds-proxyd registers a mount's
+ * names by itself and clears the variable before loading plugins.
+ */
+#define UDSP_ENV_SUBPROTOCOLS	"LWS_UDS_PROXY_WS_SUBPROTOCOLS"
+/* bounds the table below; a name fits the ws relay's proto[64] */
+#define UDSP_ENV_SUBPROTOCOLS_MAX	32
+#define UDSP_SUBPROTOCOL_NAME_MAX	63
+
+_Static_assert(UDSP_SUBPROTOCOL_NAME_MAX <
+	       sizeof(((struct udsp_ws *)0)->proto), "ws proto[] too small");
+
+static char env_names[UDSP_ENV_SUBPROTOCOLS_MAX]
+		     [UDSP_SUBPROTOCOL_NAME_MAX + 1];
+
+/* not const: env_subprotocols() fills it when the plugin is loaded */
+static struct lws_protocols udsp_protocols[1 + UDSP_ENV_SUBPROTOCOLS_MAX] = {
 	{
 		.name			= UDSP_PROTOCOL_NAME,
 		.callback		= callback_lws_uds_proxy,
@@ -443,10 +467,12 @@ static const struct lws_protocols udsp_protocols[] = {
 /*
  * lws finds the plugin by this symbol name (from the file name).  Newer lws
  * leaves LWS_VISIBLE empty outside its own build, and 4.3 added a build
- * hash to the header, so say both explicitly (docs/lws-notes.md N30).
+ * hash to the header, so say both explicitly (docs/lws-notes.md N30).  Not
+ * const: count_protocols is the env_subprotocols() count (lws reads it only
+ * after dlopen() has run the constructor, docs/lws-notes.md N53).
  */
 __attribute__((visibility("default")))
-const lws_plugin_protocol_t lws_uds_proxy = {
+lws_plugin_protocol_t lws_uds_proxy = {
 	.hdr = {
 		.name		= "lws uds proxy",
 		._class		= "lws_protocol_plugin",
@@ -457,7 +483,72 @@ const lws_plugin_protocol_t lws_uds_proxy = {
 	},
 
 	.protocols = udsp_protocols,
-	.count_protocols = LWS_ARRAY_SIZE(udsp_protocols),
+	.count_protocols = 1,
 	.extensions = NULL,
 	.count_extensions = 0,
 };
+
+/* Why name (n bytes) cannot be exported, or NULL. */
+static const char *
+env_name_bad(const char *name, size_t n, int count)
+{
+	int k;
+
+	if (n > UDSP_SUBPROTOCOL_NAME_MAX)
+		return "longer than 63 bytes";
+	if (!udsp_hdr_name_ok(name, n))
+		return "not a token (RFC 6455 4.1: RFC 2616 token)";
+	for (k = 0; k < count; k++)
+		if (strlen(udsp_protocols[k].name) == n &&
+		    !memcmp(udsp_protocols[k].name, name, n))
+			return k ? "listed twice" : "the plugin's own protocol";
+	if (count == 1 + UDSP_ENV_SUBPROTOCOLS_MAX)
+		return "more than 32 names";
+
+	return NULL;
+}
+
+/*
+ * Runs inside the host's dlopen(), before it looks the export up: lws
+ * reads count_protocols and protocols only after (docs/lws-notes.md N53).
+ * A bad name is logged (its first bytes, '?' for any not printable) and
+ * left out; empty items are skipped.
+ */
+__attribute__((constructor))
+static void
+env_subprotocols(void)
+{
+	const char *s = getenv(UDSP_ENV_SUBPROTOCOLS), *it, *why;
+	size_t pos = 0, n, len, k;
+	char shown[40];
+	int count = 1, item = 0;
+
+	if (!s)
+		return;
+	len = strlen(s);
+	while (udsp_ws_list_next(s, len, &pos, &it, &n)) {
+		item++;
+		if (!n)
+			continue;
+		why = env_name_bad(it, n, count);
+		if (why) {
+			for (k = 0; k < n && k < sizeof(shown) - 1; k++)
+				shown[k] = it[k] > ' ' && it[k] < 0x7f ?
+					   it[k] : '?';
+			shown[k] = '\0';
+			lwsl_err("%s: %s: name %d '%s%s' ignored: %s\n",
+				 UDSP_PROTOCOL_NAME, UDSP_ENV_SUBPROTOCOLS,
+				 item, shown, n > k ? "..." : "", why);
+			continue;
+		}
+		memcpy(env_names[count - 1], it, n);
+		env_names[count - 1][n] = '\0';
+		udsp_protocols[count] = udsp_protocols[0];
+		udsp_protocols[count].name = env_names[count - 1];
+		lwsl_notice("%s: exports subprotocol '%s' (%s)\n",
+			    UDSP_PROTOCOL_NAME, env_names[count - 1],
+			    UDSP_ENV_SUBPROTOCOLS);
+		count++;
+	}
+	lws_uds_proxy.count_protocols = count;
+}

@@ -397,6 +397,27 @@ udsp_ws_token_list_ok(const char *s, size_t len)
 }
 
 int
+udsp_ws_list_next(const char *s, size_t len, size_t *pos, const char **item,
+		  size_t *ilen)
+{
+	size_t i = *pos, e;
+
+	if (i > len || (i == len && (!len || s[len - 1] != ',')))
+		return 0;
+	while (i < len && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	for (e = i; e < len && s[e] != ','; e++)
+		;
+	*pos = e + 1;
+	*item = s + i;
+	while (e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+		e--;
+	*ilen = e - i;
+
+	return 1;
+}
+
+int
 udsp_ws_list_has(const char *list, size_t llen, const char *name,
 		 size_t nlen)
 {

@@ -11,8 +11,8 @@
  *    kept; frame boundaries are not (a relay re-frames what it forwards).
  *  - udsp_ws_frame_head(), udsp_ws_mask(): frames toward the backend.
  *  - udsp_ws_close_body(), udsp_ws_close_code_ok(), udsp_ws_utf8_ok().
- *  - udsp_ws_token_list_ok(), udsp_ws_list_has(): Sec-WebSocket-Protocol
- *    lists (comma-separated tokens).
+ *  - udsp_ws_token_list_ok(), udsp_ws_list_has(), udsp_ws_list_next():
+ *    Sec-WebSocket-Protocol lists (comma-separated tokens).
  */
 #ifndef UDSP_WS_CODEC_H
 #define UDSP_WS_CODEC_H
@@ -127,6 +127,15 @@ udsp_ws_utf8_ok(const uint8_t *p, size_t len);
  * around commas)? */
 int
 udsp_ws_token_list_ok(const char *s, size_t len);
+
+/*
+ * The next item of the comma-separated list s[0..len) from *pos, OWS
+ * trimmed, in *item and *ilen (0 for an empty item, as in ",,").  Returns
+ * 0 once the list is done.
+ */
+int
+udsp_ws_list_next(const char *s, size_t len, size_t *pos, const char **item,
+		  size_t *ilen);
 
 /* Does the comma-separated list hold name exactly (case-sensitive, as
  * subprotocol names are)? */

@@ -496,8 +496,9 @@ class Env:
         return m
 
     def start_daemon(self, mounts=None, pvo=None, vhost_extra=None,
-                     global_extra=None, nofile=None):
-        """nofile: the daemon's RLIMIT_NOFILE (soft and hard).  A daemon
+                     global_extra=None, nofile=None, environ=None):
+        """nofile: the daemon's RLIMIT_NOFILE (soft and hard); environ:
+        variables to add to the host's environment.  A daemon
         this Env started before is stopped first: it would go on serving
         on the same ports (lws listens with SO_REUSEPORT) and outlive the
         case."""
@@ -541,16 +542,18 @@ class Env:
         with open(os.path.join(confdir, "conf.d", "it"), "w") as f:
             json.dump({"vhosts": vhosts}, f, indent=2)
         self.daemon_log = os.path.join(self.dir, "daemon.log")
+        penv = dict(os.environ, **environ) if environ else None
         if self.lwsws:
             self.daemon = self.lwsws.start(confdir, self.debug,
-                                           self.daemon_log)
+                                           self.daemon_log, env=penv)
         else:
             # UDSP_IT_DAEMON_PREFIX runs the daemon under a tool
             # (valgrind: scripts/sanitize), then as one process (-s).
             pre = os.environ.get("UDSP_IT_DAEMON_PREFIX", "").split()
             self.daemon = Proc("daemon", pre + [
                 self.daemon_bin, "-c", confdir, "-d", str(self.debug)] +
-                (["-s"] if pre else []), self.daemon_log, nofile=nofile)
+                (["-s"] if pre else []), self.daemon_log, env=penv,
+                nofile=nofile)
         wait_until(lambda: can_connect_tcp(self.http_port) and
                    can_connect_tcp(self.https_port),
                    "daemon ports %d/%d" % (self.http_port, self.https_port),

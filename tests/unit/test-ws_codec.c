@@ -7,6 +7,7 @@
 #include "ws_codec.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct log {
 	char	text[4096];	/* events as text: "D1:abc$ C9:x E1002" */
@@ -282,6 +283,25 @@ main(void)
 	CHECK(!udsp_ws_list_has("chat, v2", 8, "Chat", 4));
 	CHECK(!udsp_ws_list_has("chat, v2", 8, "cha", 3));
 	CHECK(!udsp_ws_list_has("chat, v2", 8, "", 0));
+
+	{
+		/* the plugin's LWS_UDS_PROXY_WS_SUBPROTOCOLS, item by item */
+		static const char *const want[] = { "chat", "", "a b", "x", "" };
+		const char *l = " chat ,, a b\t,x,", *it;
+		size_t pos = 0, n, k = 0;
+
+		while (udsp_ws_list_next(l, strlen(l), &pos, &it, &n)) {
+			CHECK(k < 5 && n == strlen(want[k]) &&
+			      !memcmp(it, want[k], n));
+			k++;
+		}
+		CHECK(k == 5);
+		pos = 0;
+		CHECK(!udsp_ws_list_next("", 0, &pos, &it, &n));
+		pos = 0;
+		CHECK(udsp_ws_list_next("one", 3, &pos, &it, &n) && n == 3 &&
+		      !udsp_ws_list_next("one", 3, &pos, &it, &n));
+	}
 
 	return T_END();
 }

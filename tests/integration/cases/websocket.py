@@ -21,7 +21,7 @@ import websockets
 from harness import (Failure, H2Client, check, eq, h2_status, proc_status,
                      wait_until)
 
-from .common import RSS_LIMIT_KB, case
+from .common import RSS_LIMIT_KB, _log_has, case
 
 
 # ---- WebSocket through a proxied mount (issue 11) ----------------------
@@ -213,9 +213,13 @@ def t_ws_subprotocols(env, proto):
     """With ws-subprotocols listed, the 101 names the subprotocol the
     client offered and the backend accepted; a backend choosing another
     or none is a 1014, never bridged; a name no mount lists is refused by
-    lws before any 101."""
+    lws before any 101.  Under lwsws the plugin exports the names from
+    LWS_UDS_PROXY_WS_SUBPROTOCOLS (the host enables them on the vhost,
+    lwsws_host.py); lws-uds-proxyd ignores the variable."""
     env.start_daemon(mounts=ws_mounts(env, {"ws-subprotocols":
-                                            "chat, superchat"}))
+                                            "chat, superchat"}),
+                     environ={"LWS_UDS_PROXY_WS_SUBPROTOCOLS":
+                              "chat,superchat"})
 
     async def one(mount):
         async with ws_connect(env, proto, mount + "/hello",
@@ -924,3 +928,70 @@ async def _ws_echo_once(env, proto):
     async with ws_connect(env, proto, "/wscb/echo") as ws:
         await ws.send(b"x" * 1000)
         eq(await ws.recv(), b"x" * 1000, "echo")
+
+
+@case("ws-subprotocols-per-mount", backends=WS_BACKENDS)
+def t_ws_subprotocols_per_mount(env, proto):
+    """A subprotocol the vhost has (another mount lists it) but this mount
+    does not list gets the 101 from lws and then a close 1014, never the
+    backend; the mount's own one is bridged.  The vhost enables the names
+    in ws-protocols as lwsws needs, which lws-uds-proxyd accepts too.
+    LWS_UDS_PROXY_WS_SUBPROTOCOLS
+    with bad names: under lwsws the plugin logs each and exports the rest;
+    lws-uds-proxyd says it ignores the variable."""
+    b = env.backends["ws"]
+    mounts = env.standard_mounts() + [
+        {"mountpoint": "/ws", "origin": b.origin("/"),
+         "pmo": [{"ws-subprotocols": "chat"}]},
+        {"mountpoint": "/wscb", "origin": "callback://lws-uds-proxy",
+         "pmo": [{"backend": b.origin("/")},
+                 {"ws-subprotocols": "superchat"}]},
+    ]
+    # the names enabled on the vhost as lwsws needs them (README, WebSocket
+    # options): lws-uds-proxyd takes the same config
+    pvo = dict(env.PVO_DEFAULTS, backend=env.backends["main"].origin("/"))
+    env.start_daemon(mounts=mounts, vhost_extra={"ws-protocols": [
+        {"lws-uds-proxy": pvo}, {"chat": {}}, {"superchat": {}}]},
+        environ={"LWS_UDS_PROXY_WS_SUBPROTOCOLS":
+                 " chat,, bad/name ,superchat,lws-uds-proxy,chat," + "x" * 64})
+
+    async def bridged(mount, sub):
+        async with ws_connect(env, proto, mount + "/hello",
+                              subprotocols=[sub]) as ws:
+            eq(ws.subprotocol, sub, "subprotocol in the 101 on " + mount)
+            seen = json.loads(await ws.recv())
+            eq(seen["subprotocol"], sub, "offered to the backend")
+            await ws.send("x")
+            eq(await ws.recv(), "x", "echo")
+
+    def upgrades():
+        return len([r for r in b.requests() if "closed" not in r])
+
+    async def refused(mount, sub):
+        before = upgrades()
+        async with ws_connect(env, proto, mount + "/hello",
+                              subprotocols=[sub]) as ws:
+            eq(ws.subprotocol, sub, "subprotocol in the 101 on " + mount)
+            try:
+                got = await ws.recv()
+                check(False, "%s bridged on %s: %r" % (sub, mount, got))
+            except websockets.ConnectionClosed:
+                pass
+        eq(ws.close_code, 1014, "close code for %s on %s" % (sub, mount))
+        eq(upgrades(), before, "upgrades reaching the backend")
+
+    ws_run(bridged("/ws", "chat"))
+    ws_run(bridged("/wscb", "superchat"))
+    ws_run(refused("/ws", "superchat"))
+    ws_run(refused("/wscb", "chat"))
+    if env.lwsws:
+        for n, shown, why in (
+                (3, "bad/name", "not a token"),
+                (5, "lws-uds-proxy", "the plugin's own protocol"),
+                (6, "chat", "listed twice"),
+                (7, "x" * 39 + "...", "longer than 63 bytes")):
+            check(_log_has(env, "name %d '%s' ignored: %s" % (n, shown, why)),
+                  "log line for LWS_UDS_PROXY_WS_SUBPROTOCOLS name %d" % n)
+    else:
+        check(_log_has(env, "LWS_UDS_PROXY_WS_SUBPROTOCOLS is for lwsws and "
+                       "ignored here"), "the daemon's note on the variable")
