@@ -48,6 +48,11 @@ udsp_log_init(int level, int force_err);
 int
 udsp_log_flush(int all);
 
+/* ahpool.c: lws's header tables' data from reused blocks (before any
+ * context) */
+void
+udsp_ahpool_init(size_t header_data);
+
 /* count-processes > 1: what the serving process hands its worker manager */
 struct udsp_workers {
 	struct lws_context	*cx;	/* vhosts bound, never serviced */

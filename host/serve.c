@@ -189,6 +189,8 @@ context_create(const struct udsp_srv *s, uint64_t opts)
 
 	/* before lws sizes its tables by it (and applies rlimit-nofile) */
 	udsp_nofile_raise(s->hc.max_connections);
+	/* before lws allocates anything: its header tables' data */
+	udsp_ahpool_init(s->hc.max_http_header_data);
 
 	memset(&info, 0, sizeof(info));
 	info.options = opts | LWS_SERVER_OPTION_VALIDATE_UTF8;

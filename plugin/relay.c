@@ -44,9 +44,14 @@ udsp_res_set(struct udsp_relay *r, enum udsp_res_state to, const char *why)
 /*
  * A buffer starts at UDSP_BUF_FIRST and grows toward its nominal size only
  * when a response (or upload) needs it: most are small, and the peak RSS
- * with hundreds of h2 streams in flight followed the allocated size.
+ * with hundreds of h2 streams in flight followed the allocated size.  A
+ * kilobyte holds a small body; a large one arrives in reads of up to
+ * pt_serv_buf_size, and the first of them sizes the buffer in one step
+ * (16 KiB first cost 3 MiB of peak RSS in scripts/bench's h2 16x16 test
+ * and 1.3 MiB with wrk's 64 h1 connections, for no fewer instructions per
+ * request: docs/scaling.md "Peak RSS").
  */
-#define UDSP_BUF_FIRST 16384
+#define UDSP_BUF_FIRST 1024
 
 static size_t
 buf_first(const struct udsp_vhd *vhd)

@@ -13,14 +13,17 @@
 #include <ctype.h>
 
 /*
- * The response header block starts at 4 KiB (typical heads are a few
- * hundred bytes) and grows up to max-header-kb: like the buffers, for the
- * peak RSS with many streams in flight.
+ * The response header block starts at 1 KiB (typical heads are a few
+ * hundred bytes; a larger one doubles it) and grows up to max-header-kb:
+ * like the buffers, for the peak RSS with many streams in flight.
  */
+#define UDSP_HBUF_FIRST 1024
+
 static size_t
 hbuf_first(const struct udsp_vhd *vhd)
 {
-	return vhd->conf.max_header < 4096 ? vhd->conf.max_header : 4096;
+	return vhd->conf.max_header < UDSP_HBUF_FIRST ? vhd->conf.max_header :
+							  UDSP_HBUF_FIRST;
 }
 
 static char *
