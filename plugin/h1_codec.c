@@ -2,8 +2,9 @@
  *
  * HTTP/1.1 codec toward the backend: a strict, resumable response head
  * parser (RFC 9112) and body framing by Content-Length / chunked / close;
- * the chunked decoder it uses is h1_chunk.c.  No lws calls, no
- * allocation: every buffer belongs to the caller.
+ * the chunked decoder it uses is h1_chunk.c.  No lws calls; the only
+ * allocation is the field table of a head with more fields than fit
+ * inline (udsp_h1_res_free()): every other buffer belongs to the caller.
  *
  * The head parser is ours, not libhttp-parser's: per-request profiles had
  * that parser plus the byte scan we ran in front of it for strictness (it
@@ -12,6 +13,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,6 +29,9 @@ const char udsp_h1_err_framing[] = "ambiguous or invalid response framing";
 const char udsp_h1_err_upgrade[] = "backend tried to switch protocols";
 const char udsp_h1_err_truncated[] = "backend closed before response end";
 const char udsp_h1_err_body_cb[] = "response body consumer failed";
+const char udsp_h1_err_nomem[] = "out of memory for response header fields";
+
+void *(*udsp_h1_realloc)(void *p, size_t n) = realloc;
 
 /* Head parser states (r->hs) */
 enum {
@@ -163,6 +168,36 @@ store(struct udsp_h1_res *r, const unsigned char *p, size_t n, int value)
 		f->name_len += (uint32_t)n;
 }
 
+/*
+ * The table is full: double it, up to UDSP_H1_MAX_FIELDS.  Returns 0, or
+ * -1 with r->herr set (deferred like the other overflows, so the verdict
+ * does not depend on how the input was split).
+ */
+static int
+fields_grow(struct udsp_h1_res *r)
+{
+	unsigned int n = r->fcap * 2;
+	struct udsp_h1_field *nf;
+
+	if (r->fcap >= UDSP_H1_MAX_FIELDS) {
+		r->herr = udsp_h1_err_too_many;
+		return -1;
+	}
+	if (n > UDSP_H1_MAX_FIELDS)
+		n = UDSP_H1_MAX_FIELDS;
+	nf = udsp_h1_realloc(r->f == r->f0 ? NULL : r->f, n * sizeof(*nf));
+	if (!nf) {
+		r->herr = udsp_h1_err_nomem;
+		return -1;
+	}
+	if (r->f == r->f0)
+		memcpy(nf, r->f0, r->nf * sizeof(*nf));
+	r->f = nf;
+	r->fcap = n;
+
+	return 0;
+}
+
 static void
 field_begin(struct udsp_h1_res *r)
 {
@@ -172,10 +207,8 @@ field_begin(struct udsp_h1_res *r)
 	r->stored = 0;
 	if (r->herr)
 		return;
-	if (r->nf == UDSP_H1_MAX_FIELDS) {
-		r->herr = udsp_h1_err_too_many;
+	if (r->nf == r->fcap && fields_grow(r))
 		return;
-	}
 	f = &r->f[r->nf++];
 	f->name_off = f->val_off = (uint32_t)r->hlen;
 	f->name_len = f->val_len = 0;
@@ -592,7 +625,9 @@ void
 udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
 		 int head_req, udsp_h1_body_cb cb, void *user)
 {
-	memset(r, 0, offsetof(struct udsp_h1_res, f));
+	memset(r, 0, offsetof(struct udsp_h1_res, f0));
+	r->f = r->f0;
+	r->fcap = UDSP_H1_INLINE_FIELDS;
 	r->hbuf = hbuf;
 	r->hcap = hbuf ? hcap : 0;
 	r->content_length = -1;
@@ -600,6 +635,16 @@ udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
 	r->body_cb = cb;
 	r->user = user;
 	head_reset(r);
+}
+
+void
+udsp_h1_res_free(struct udsp_h1_res *r)
+{
+	if (r->f != r->f0)
+		free(r->f);
+	r->f = r->f0;
+	r->fcap = UDSP_H1_INLINE_FIELDS;
+	r->nf = 0;
 }
 
 void

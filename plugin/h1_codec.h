@@ -12,8 +12,9 @@
  *    the parser's chunked response bodies (h1_chunk.c).
  *  - udsp_chunk_hdr(): chunk-size line for framing toward h1 clients.
  *
- * The caller owns every buffer; header names and values point into the
- * caller's hbuf and stay valid until the next udsp_h1_res_init().
+ * The caller owns every buffer but a field table grown past the inline one
+ * (udsp_h1_res_free()); header names and values point into the caller's
+ * hbuf and stay valid until the next udsp_h1_res_init().
  */
 #ifndef UDSP_H1_CODEC_H
 #define UDSP_H1_CODEC_H
@@ -21,6 +22,13 @@
 #include <stdint.h>
 #include <stddef.h>
 #define UDSP_H1_MAX_FIELDS 128
+/*
+ * Fields kept inline in struct udsp_h1_res: heads with more grow a heap
+ * table (doubling, up to UDSP_H1_MAX_FIELDS), freed by udsp_h1_res_free().
+ * Typical heads have about ten fields; 128 inline was 2 KiB per relay in
+ * flight (issue 14, docs/scaling.md "Peak RSS").
+ */
+#define UDSP_H1_INLINE_FIELDS 16
 
 /* State of the chunked-framing decoder (functions further down). */
 struct udsp_chunk_dec {
@@ -48,6 +56,8 @@ struct udsp_h1_res {
 	char			*hbuf;		/* borrowed: caller's storage */
 	size_t			hcap, hlen;
 	unsigned int		nf;
+	unsigned int		fcap;		/* entries f points to */
+	struct udsp_h1_field	*f;		/* f0, or the heap table */
 
 	int			status;		/* final status, once head_done */
 	int64_t			content_length;	/* -1: none given */
@@ -84,9 +94,9 @@ struct udsp_h1_res {
 
 	/*
 	 * Last, and not cleared by udsp_h1_res_init(): only f[0..nf) is ever
-	 * read, and zeroing 2 KiB per response showed in profiles.
+	 * read, and zeroing the table per response showed in profiles.
 	 */
-	struct udsp_h1_field	f[UDSP_H1_MAX_FIELDS];
+	struct udsp_h1_field	f0[UDSP_H1_INLINE_FIELDS];
 };
 
 /* Error strings (comparable by pointer) */
@@ -99,15 +109,31 @@ extern const char udsp_h1_err_framing[];	/* CL+TE, two CLs, bad CL, bad TE,
 extern const char udsp_h1_err_upgrade[];	/* 101 / upgrade */
 extern const char udsp_h1_err_truncated[];	/* EOF before message end */
 extern const char udsp_h1_err_body_cb[];	/* body_cb returned non-zero */
+extern const char udsp_h1_err_nomem[];		/* field table not grown */
+
+/*
+ * How the field table grows past f0 (realloc; tests swap it to fail).
+ * Called with NULL for the first heap table.
+ */
+extern void *(*udsp_h1_realloc)(void *p, size_t n);
 
 /*
  * Prepare r for one response.  hbuf/hcap bound the whole header block
  * (names + values).  head_req: the request was HEAD, so no body follows
- * whatever the headers say.
+ * whatever the headers say.  An r used before must have been through
+ * udsp_h1_res_free() (its grown field table would leak otherwise).
  */
 void
 udsp_h1_res_init(struct udsp_h1_res *r, char *hbuf, size_t hcap,
 		 int head_req, udsp_h1_body_cb cb, void *user);
+
+/*
+ * Free what the parser allocated (a grown field table; never hbuf) and
+ * point r at its inline table again.  Safe on an r that was zeroed up to
+ * f0 and never initialised, and twice.
+ */
+void
+udsp_h1_res_free(struct udsp_h1_res *r);
 
 /*
  * Let the header block start small (the hcap given to init) and grow through

@@ -364,7 +364,7 @@ struct udsp_relay {
 	unsigned int		finish_pending:1; /* h2: wait for the flush
 						   * (docs/lws-notes.md N25) */
 
-	struct udsp_h1_res	res;		/* last: its f[] stays dirty */
+	struct udsp_h1_res	res;		/* last: its f0[] stays dirty */
 };
 
 struct udsp_status_ans;		/* status.c's */

@@ -317,13 +317,14 @@ relay_new(struct udsp_vhd *vhd, struct lws *wsi, struct udsp_pss *pss,
 	int ulen;
 
 	/*
-	 * Everything but the response's field table (2 KiB, only read up to
-	 * res.nf) starts zeroed; udsp_h1_res_init() sets the rest of res.
+	 * Everything but the response's inline field table (only read up to
+	 * res.nf) starts zeroed; udsp_h1_res_init() sets the rest of res,
+	 * and res.f == NULL until then is what udsp_h1_res_free() expects.
 	 */
 	r = malloc(sizeof(*r));
 	if (!r)
 		return NULL;
-	memset(r, 0, offsetof(struct udsp_relay, res.f));
+	memset(r, 0, offsetof(struct udsp_relay, res.f0));
 	r->cwsi = wsi;
 	r->vhd = vhd;
 	r->be = be;

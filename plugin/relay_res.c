@@ -74,6 +74,7 @@ udsp_res_free(struct udsp_relay *r)
 		vhd->hdrcache[vhd->nhdrcache++] = r->hbuf;
 	else
 		free(r->hbuf);
+	udsp_h1_res_free(&r->res);
 	udsp_buf_free(vhd, &r->o);
 }
 

@@ -150,6 +150,8 @@ udsp_wsr_free(struct udsp_ws *ws)
 	}
 	if (ws->reqhead)
 		free(ws->reqhead - LWS_PRE);
+	if (ws->res)
+		udsp_h1_res_free(ws->res);
 	free(ws->res);
 	free(ws->hbuf);
 	udsp_buf_free(ws->vhd, &ws->tob);
@@ -285,7 +287,9 @@ ws_head(struct udsp_ws *ws, struct lws *wsi,
 		*why = "request cannot be forwarded";
 		return 1008;
 	}
-	ws->res = malloc(sizeof(*ws->res));
+	/* zeroed: udsp_wsr_free() frees its field table even if the init
+	 * below is never reached */
+	ws->res = calloc(1, sizeof(*ws->res));
 	ws->hbuf = malloc(vhd->conf.max_header);
 	if (!ws->res || !ws->hbuf)
 		return 1011;

@@ -248,6 +248,7 @@ udsp_ws_backend_rx(struct udsp_ws *ws, const uint8_t *in, size_t len)
 			udsp_wsr_backend_close(ws, 1002, NULL, 0);
 			return 0;
 		}
+		udsp_h1_res_free(ws->res);
 		free(ws->res);
 		ws->res = NULL;
 		free(ws->hbuf);

@@ -177,6 +177,7 @@ run_res(const struct rcase *c, size_t len, size_t step, size_t split,
 		CHECK(udsp_h1_res_feed(&r, "x", 1) == 0);
 	if (o->err)
 		CHECK(udsp_h1_res_feed(&r, "x", 1) == -1);
+	udsp_h1_res_free(&r);
 }
 
 static int
@@ -473,33 +474,52 @@ static const struct rcase rcases[] = {
 	  .fail_body = 1, .err = udsp_h1_err_body_cb },
 };
 
+/* n fields "X-k: k" after a 200 status line; returns the length */
+static size_t
+many_fields(char *in, size_t cap, int n, char *hdrs, size_t hcap)
+{
+	size_t l, hl = 0;
+	int k;
+
+	l = (size_t)snprintf(in, cap, S200);
+	for (k = 0; k < n; k++) {
+		l += (size_t)snprintf(in + l, cap - l, "X-%d: %d\r\n", k, k);
+		if (hdrs)
+			hl += (size_t)snprintf(hdrs + hl, hcap - hl,
+					       "X-%d: %d\n", k, k);
+	}
+	l += (size_t)snprintf(in + l, cap - l, "\r\n");
+
+	return l;
+}
+
 /* Cases built at run time: many fields, huge header from the parser */
 static void
 test_res_generated(void)
 {
-	static char in[16384], in2[8192];
+	/* around the inline table (16), its doublings and the limit */
+	static const int counts[] = { 16, 17, 100, 128, 129 };
+	static char in[16384], in2[8192], hdrs[8192];
+	char name[32];
 	struct rcase c;
-	size_t l;
+	size_t l, j;
 	int i;
 
-	for (i = 128; i <= 129; i++) {
-		int k;
-
-		l = (size_t)snprintf(in, sizeof(in), S200);
-		for (k = 0; k < i; k++)
-			l += (size_t)snprintf(in + l, sizeof(in) - l,
-					      "X-%d: %d\r\n", k, k);
-		l += (size_t)snprintf(in + l, sizeof(in) - l, "\r\n");
+	for (j = 0; j < sizeof(counts) / sizeof(counts[0]); j++) {
+		i = counts[j];
+		l = many_fields(in, sizeof(in), i, hdrs, sizeof(hdrs));
 		memset(&c, 0, sizeof(c));
-		c.name = i == 128 ? "128 fields" : "129 fields";
+		snprintf(name, sizeof(name), "%d fields", i);
+		c.name = name;
 		c.in = in;
 		c.len = l;
 		c.hcap = 8192;
-		if (i == 128) {
+		if (i <= UDSP_H1_MAX_FIELDS) {
 			c.status = 200;
 			c.consumed = ALL;
 			c.cl = -1;
 			c.close_delim = 1;
+			c.hdrs = hdrs;
 		} else
 			c.err = udsp_h1_err_too_many;
 		/* byte-wise splitting of ~1.5k at every offset is slow but
@@ -577,6 +597,144 @@ test_grow(void)
 	CHECK(udsp_h1_res_feed(&r, in, sizeof(in) - 1) == -1);
 	CHECK(r.err == udsp_h1_err_too_big && r.hcap <= 40);
 	free(r.hbuf);
+	udsp_h1_res_free(&r);
+}
+
+/* ---- the field table: inline, grown, freed ---- */
+
+static int fields_allocs, fields_fail_at;
+
+/* udsp_h1_realloc for the tests: counts, and fails the fields_fail_at'th */
+static void *
+fields_realloc(void *p, size_t n)
+{
+	if (++fields_allocs == fields_fail_at)
+		return NULL;
+
+	return realloc(p, n);
+}
+
+static int
+fields_ok(const struct udsp_h1_res *r, int n)
+{
+	char want[16];
+	const char *s;
+	size_t l, wl;
+	int k;
+
+	if ((int)r->nf != n)
+		return 0;
+	for (k = 0; k < n; k++) {
+		s = udsp_h1_name(r, (unsigned int)k, &l);
+		wl = (size_t)snprintf(want, sizeof(want), "X-%d", k);
+		if (l != wl || memcmp(s, want, l))
+			return 0;
+		s = udsp_h1_value(r, (unsigned int)k, &l);
+		if (l != wl - 2 || memcmp(s, want + 2, l))
+			return 0;
+	}
+
+	return 1;
+}
+
+static void
+test_field_table(void)
+{
+	static const struct { int n, allocs, cap; } t[] = {
+		/* up to 16: no allocation at all (the common path) */
+		{ 0, 0, 16 }, { 1, 0, 16 }, { 16, 0, 16 },
+		{ 17, 1, 32 }, { 33, 2, 64 }, { 100, 3, 128 },
+		{ 128, 3, 128 }, { 129, 3, 128 },
+	};
+	static char in[16384];
+	static char hbuf[8192];
+	struct udsp_h1_res r;
+	size_t l, i, off, step;
+	char *hb;
+	long n;
+	int calls;
+
+	udsp_h1_realloc = fields_realloc;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		l = many_fields(in, sizeof(in), t[i].n, NULL, 0);
+		fields_allocs = 0;
+		fields_fail_at = 0;
+		udsp_h1_res_init(&r, hbuf, sizeof(hbuf), 0, NULL, NULL);
+		n = udsp_h1_res_feed(&r, in, l);
+		if (t[i].n <= UDSP_H1_MAX_FIELDS)
+			CHECK(n == (long)l && r.head_done &&
+			      fields_ok(&r, t[i].n));
+		else
+			CHECK(n == -1 && r.err == udsp_h1_err_too_many &&
+			      r.nf == UDSP_H1_MAX_FIELDS);
+		CHECK(fields_allocs == t[i].allocs &&
+		      r.fcap == (unsigned int)t[i].cap);
+		CHECK((r.f == r.f0) == !t[i].allocs);
+		udsp_h1_res_free(&r);
+		CHECK(r.f == r.f0 && r.fcap == UDSP_H1_INLINE_FIELDS);
+		udsp_h1_res_free(&r);	/* twice is harmless */
+	}
+
+	/*
+	 * Fields split across many feeds while the table and the block both
+	 * grow: every piece size, each piece at the guard page.
+	 */
+	l = many_fields(in, sizeof(in), 100, NULL, 0);
+	for (step = 1; step <= 64; step++) {
+		fields_allocs = 0;
+		calls = 0;
+		hb = malloc(4);
+		udsp_h1_res_init(&r, hb, 4, 0, NULL, &calls);
+		udsp_h1_res_growable(&r, 8192, grow_realloc);
+		for (off = 0, n = 0; off < l && n >= 0; off += (size_t)n)
+			n = udsp_h1_res_feed(&r, (const char *)guarded(in + off,
+				l - off < step ? l - off : step),
+				l - off < step ? l - off : step);
+		CHECK(n >= 0 && off == l && r.head_done &&
+		      fields_ok(&r, 100) && fields_allocs == 3 && calls > 0);
+		free(r.hbuf);
+		udsp_h1_res_free(&r);
+	}
+
+	/* an interim head's grown table serves the final one: no realloc */
+	l = (size_t)snprintf(in, sizeof(in), "HTTP/1.1 103 Early Hints\r\n");
+	for (i = 0; i < 20; i++)
+		l += (size_t)snprintf(in + l, sizeof(in) - l,
+				      "Link: <%zu>\r\n", i);
+	l += (size_t)snprintf(in + l, sizeof(in) - l, "\r\n");
+	l += many_fields(in + l, sizeof(in) - l, 20, NULL, 0);
+	fields_allocs = 0;
+	udsp_h1_res_init(&r, hbuf, sizeof(hbuf), 0, NULL, NULL);
+	CHECK(udsp_h1_res_feed(&r, in, l) == (long)l && r.status == 200 &&
+	      fields_ok(&r, 20) && fields_allocs == 1);
+	udsp_h1_res_free(&r);
+
+	/*
+	 * Out of memory while growing: the head fails as a bad one (502),
+	 * once it has ended, like the other overflows; at any doubling.
+	 */
+	l = many_fields(in, sizeof(in), 100, NULL, 0);
+	for (i = 1; i <= 3; i++) {
+		fields_allocs = 0;
+		fields_fail_at = (int)i;
+		udsp_h1_res_init(&r, hbuf, sizeof(hbuf), 0, NULL, NULL);
+		CHECK(udsp_h1_res_feed(&r, in, l - 2) == (long)l - 2 &&
+		      !r.err);
+		CHECK(udsp_h1_res_feed(&r, in + l - 2, 2) == -1 &&
+		      r.err == udsp_h1_err_nomem);
+		CHECK(r.nf == 16u << (i - 1) && fields_ok(&r, (int)r.nf));
+		udsp_h1_res_free(&r);
+	}
+	/* a framing error before the end still wins, as with too_many */
+	fields_allocs = 0;
+	fields_fail_at = 1;
+	udsp_h1_res_init(&r, hbuf, sizeof(hbuf), 0, NULL, NULL);
+	CHECK(udsp_h1_res_feed(&r, in, l - 2) == (long)l - 2);
+	CHECK(udsp_h1_res_feed(&r, "Content-Length: x\r\n\r\n", 21) == -1 &&
+	      r.err == udsp_h1_err_framing);
+	udsp_h1_res_free(&r);
+	fields_fail_at = 0;
+	udsp_h1_realloc = realloc;
 }
 
 static void
@@ -835,6 +993,7 @@ test_upgrade_ok(void)
 	n = udsp_h1_res_feed(r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
 				"\r\nok", 40);
 	CHECK(n == 40 && r->status == 200 && r->msg_done);
+	udsp_h1_res_free(r);
 	free(r);
 }
 
@@ -850,6 +1009,7 @@ main(void)
 	test_res_generated();
 	test_find();
 	test_grow();
+	test_field_table();
 	test_upgrade_ok();
 
 	for (i = 0; i < sizeof(ccases) / sizeof(ccases[0]); i++)

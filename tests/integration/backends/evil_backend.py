@@ -40,6 +40,8 @@ ROUTES = """
                     logged "dropped" and the connection closed unanswered:
                     HOW = fin | rst (before reading its body),
                     fin-after-body | rst-after-body (after)
+/many-fields/N      200 keep-alive whose head has N fields: X-F-0: 0 ...
+                    X-F-<N-2>: <N-2>, then Content-Length
 """
 
 # Each variant is the exact bytes written after the request (then close).
@@ -274,6 +276,11 @@ class Conn:
             while not os.path.exists(gate):
                 await asyncio.sleep(0.01)
             await self.send(resp(200, b"held\n"))
+            return True
+        if route == "many-fields":
+            await self.send(resp(200, b"fields\n",
+                                 [("X-F-%d" % k, str(k))
+                                  for k in range(arg - 1)]))
             return True
         await self.send(resp(404, b"no route\n", reason="Not Found"))
         return True

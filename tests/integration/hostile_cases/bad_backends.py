@@ -207,3 +207,27 @@ def t_floods(env, ev):
               "daemon peak RSS grew %d KiB",
               after["VmHWM"] - before["VmHWM"])
         s.close()
+
+
+@case("backend-many-fields", evil=True)
+def t_many_fields(env, ev):
+    """Heads of 16 fields (the parser's inline table), 17 (its first
+    growth), 100 and 128 (the limit) reach the client whole and in order,
+    h1 and h2, a few times over the pooled connection; 129 is 502."""
+    bad = []
+    for n in (16, 17, 100, 128, 129, 17, 16, 128):
+        for proto in ("h1", "h2"):
+            r = env.curl(proto, "/evil/many-fields/%d" % n)
+            got = [(k.lower(), v) for k, v in r.headers
+                   if k.lower().startswith("x-f-")]
+            want = [("x-f-%d" % k, str(k)) for k in range(n - 1)]
+            if n > 128:
+                if (r.rc, r.status) != (0, 502):
+                    bad.append("%s %d fields: %s, want 502"
+                               % (proto, n, _answer(r)))
+            elif (r.rc, r.status, r.body, got) != (0, 200, b"fields\n",
+                                                   want):
+                bad.append("%s %d fields: %s, %d of the fields right"
+                           % (proto, n, _answer(r),
+                              sum(a == b for a, b in zip(got, want))))
+    check(not bad, "many fields:\n  %s", "\n  ".join(bad))
