@@ -46,6 +46,7 @@
  * address space: this times max-http-header-data) */
 #define UDSP_AHPOOL_BLOCKS	1024
 
+#if !defined(UDSP_AHPOOL_OFF)
 static struct {
 	uint8_t		*base;	/* the region, or NULL */
 	size_t		bsize;	/* max-http-header-data */
@@ -95,6 +96,7 @@ ap_realloc(void *ptr, size_t size, const char *reason)
 
 	return NULL;
 }
+#endif
 
 /* before the context: lws allocates with what it has when it is made */
 void
